@@ -1,0 +1,28 @@
+//! frcstream: a low-latency MJPEG camera streamer for FRC robot coprocessors.
+//!
+//! The pipeline, one stage per module, data flowing one way:
+//!
+//! ```text
+//! config ─▶ source ─▶ capture (encode) ─▶ frame_slot ─▶ http (mjpeg, pages)
+//! ```
+//!
+//! See ARCHITECTURE.md for the threads, the invariants and the map of modules.
+
+pub mod camera;
+pub mod capture;
+pub mod config;
+pub mod encode;
+pub mod font;
+pub mod frame;
+pub mod frame_slot;
+pub mod http;
+pub mod jpeg;
+pub mod net;
+pub mod pacing;
+pub mod source;
+pub mod stats;
+pub mod streamer;
+
+pub use config::Config;
+pub use source::pushed::{PushError, PushedStream};
+pub use streamer::{StartError, Streamer};

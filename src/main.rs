@@ -1,1 +1,177 @@
-fn main(){}
+//! The `frcstream` command: reads the configuration, starts the streamer, logs the URLs to
+//! open, and stops cleanly on Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use frcstream::config::{self, Config};
+use frcstream::{Streamer, streamer::StartError};
+
+/// Exit status for a configuration the program cannot use.
+const EXIT_CONFIG: u8 = 2;
+/// Exit status for a failure to start (port taken, source missing).
+const EXIT_START: u8 = 1;
+
+const USAGE: &str = "\
+frcstream — camera streamer for FRC robot coprocessors
+
+Usage: frcstream [--config <file>]
+
+Options:
+  -c, --config <file>  configuration file (default: /etc/frcstream/frcstream.toml if it
+                       exists, else a built-in test-pattern camera named \"cam\")
+  -h, --help           this text
+  -V, --version        the version
+
+Logging: RUST_LOG=debug (or info, warn, error); default info.";
+
+enum Command {
+    Run { config: Option<PathBuf> },
+    Help,
+    Version,
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Command, String> {
+    let mut config = None;
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "-c" | "--config" => match args.next() {
+                Some(path) => config = Some(PathBuf::from(path)),
+                None => return Err(format!("{arg} needs a file name")),
+            },
+            other => match other.strip_prefix("--config=") {
+                Some(path) => config = Some(PathBuf::from(path)),
+                None => return Err(format!("unknown argument \"{other}\" (try --help)")),
+            },
+        }
+    }
+    Ok(Command::Run { config })
+}
+
+fn init_logging() {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    // Under systemd, journald stamps every line itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.format_timestamp(None);
+    }
+    builder.init();
+}
+
+/// The configuration to run with, and a sentence saying where it came from.
+fn load_config(explicit: Option<PathBuf>) -> Result<(Config, String), config::ConfigError> {
+    if let Some(path) = explicit {
+        let config = Config::load(&path)?;
+        return Ok((config, format!("config {}", path.display())));
+    }
+    let default_path = PathBuf::from(config::DEFAULT_CONFIG_PATH);
+    if default_path.exists() {
+        let config = Config::load(&default_path)?;
+        return Ok((config, format!("config {}", default_path.display())));
+    }
+    Ok((
+        Config::embedded_default(),
+        format!(
+            "no config file ({} does not exist): using the built-in default, \
+             a 640x480 test pattern named \"cam\"",
+            config::DEFAULT_CONFIG_PATH
+        ),
+    ))
+}
+
+fn main() -> ExitCode {
+    let command = match parse_args(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(message) => {
+            eprintln!("frcstream: {message}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let config_path = match command {
+        Command::Help => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("frcstream {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::Run { config } => config,
+    };
+    init_logging();
+    let (config, origin) = match load_config(config_path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("frcstream: error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    log::info!("{origin}");
+    run(&config)
+}
+
+fn run(config: &Config) -> ExitCode {
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = stop_tx.try_send(());
+    }) {
+        log::error!("cannot install the signal handler: {e}");
+        return ExitCode::from(EXIT_START);
+    }
+    let streamer = match Streamer::start(config) {
+        Ok(streamer) => streamer,
+        Err(e) => {
+            log::error!("{e}");
+            let code = match e {
+                StartError::Source { .. } => EXIT_CONFIG,
+                _ => EXIT_START,
+            };
+            return ExitCode::from(code);
+        }
+    };
+    for camera in streamer.cameras() {
+        log::info!(
+            "camera \"{}\": {}, {} at quality {}",
+            camera.name,
+            camera.source_description(),
+            camera.mode(),
+            camera.settings.quality()
+        );
+    }
+    log::info!("listening on {}", streamer.local_addr());
+    for url in streamer.urls() {
+        log::info!("open {url}");
+    }
+    let _ = stop_rx.recv();
+    log::info!("stopping");
+    streamer.stop();
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Command, String> {
+        parse_args(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn arguments() {
+        assert!(matches!(args(&[]), Ok(Command::Run { config: None })));
+        assert!(matches!(
+            args(&["-c", "x.toml"]),
+            Ok(Command::Run { config: Some(_) })
+        ));
+        assert!(matches!(
+            args(&["--config=x.toml"]),
+            Ok(Command::Run { config: Some(_) })
+        ));
+        assert!(matches!(args(&["--help"]), Ok(Command::Help)));
+        assert!(args(&["--config"]).is_err());
+        assert!(args(&["--frobnicate"]).is_err());
+    }
+}

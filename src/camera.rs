@@ -1,0 +1,157 @@
+//! A camera as the rest of the program sees it: its name, live settings, newest-frame slot,
+//! statistics and current mode. The capture thread writes into it; HTTP (and later
+//! NetworkTables) read from it and change its settings.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::config::{CameraConfig, FPS_RANGE, QUALITY_RANGE};
+use crate::frame_slot::FrameSlot;
+use crate::source::Mode;
+use crate::stats::CameraStats;
+
+pub struct Camera {
+    pub name: String,
+    pub settings: Settings,
+    pub slot: Arc<FrameSlot>,
+    pub stats: Arc<CameraStats>,
+    mode: Mutex<Mode>,
+    source: Mutex<String>,
+    connected: AtomicBool,
+}
+
+impl Camera {
+    pub fn new(config: &CameraConfig) -> Camera {
+        Camera {
+            name: config.name.clone(),
+            settings: Settings::new(config.fps, u32::from(config.quality)),
+            slot: Arc::new(FrameSlot::new()),
+            stats: Arc::new(CameraStats::default()),
+            mode: Mutex::new(Mode {
+                width: config.width,
+                height: config.height,
+                format: "YUYV",
+                fps: config.fps,
+            }),
+            source: Mutex::new(config.source.to_string()),
+            connected: AtomicBool::new(false),
+        }
+    }
+
+    /// The mode the source delivers (as negotiated, which may differ from the config).
+    pub fn mode(&self) -> Mode {
+        lock(&self.mode).clone()
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *lock(&self.mode) = mode;
+    }
+
+    /// What the source is, e.g. `test pattern`.
+    pub fn source_description(&self) -> String {
+        lock(&self.source).clone()
+    }
+
+    pub fn set_source_description(&self, description: String) {
+        *lock(&self.source) = description;
+    }
+
+    /// Whether the source currently delivers frames.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Settings that can change while the camera streams. Each is validated on the way in.
+pub struct Settings {
+    fps: AtomicU32,
+    quality: AtomicU32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    #[error("{name} {value} is out of range ({min}–{max})")]
+    OutOfRange {
+        name: &'static str,
+        value: i64,
+        min: u32,
+        max: u32,
+    },
+}
+
+impl Settings {
+    fn new(fps: u32, quality: u32) -> Settings {
+        Settings {
+            fps: AtomicU32::new(fps),
+            quality: AtomicU32::new(quality),
+        }
+    }
+
+    /// Frames per second published to clients (at most what the source delivers).
+    pub fn fps(&self) -> u32 {
+        self.fps.load(Ordering::Relaxed)
+    }
+
+    /// JPEG quality used when frames are encoded.
+    pub fn quality(&self) -> u8 {
+        self.quality.load(Ordering::Relaxed) as u8
+    }
+
+    pub fn set_fps(&self, value: i64) -> Result<(), SettingError> {
+        let value = in_range("fps", value, &FPS_RANGE)?;
+        self.fps.store(value, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn set_quality(&self, value: i64) -> Result<(), SettingError> {
+        let value = in_range("quality", value, &QUALITY_RANGE)?;
+        self.quality.store(value, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn in_range(
+    name: &'static str,
+    value: i64,
+    range: &std::ops::RangeInclusive<u32>,
+) -> Result<u32, SettingError> {
+    match u32::try_from(value) {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(SettingError::OutOfRange {
+            name,
+            value,
+            min: *range.start(),
+            max: *range.end(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_refuse_out_of_range_values_and_keep_the_old_one() {
+        let camera = Camera::new(&CameraConfig::embedded_default());
+        assert!(camera.settings.set_fps(15).is_ok());
+        assert_eq!(camera.settings.fps(), 15);
+        let err = camera.settings.set_fps(0).expect_err("0 fps");
+        assert_eq!(err.to_string(), "fps 0 is out of range (1–120)");
+        assert!(camera.settings.set_fps(-3).is_err());
+        assert!(camera.settings.set_quality(101).is_err());
+        assert!(camera.settings.set_quality(i64::MAX).is_err());
+        assert_eq!(camera.settings.fps(), 15);
+        assert_eq!(camera.settings.quality(), crate::config::DEFAULT_QUALITY);
+    }
+}

@@ -1,0 +1,515 @@
+//! The configuration file: what it may contain, its defaults, and errors that name the
+//! file, the line and the key.
+//!
+//! The file is TOML (see `config/frcstream.toml` for a complete, commented example).
+//! Parsing is strict: unknown keys, wrong types and out-of-range values are errors, never
+//! silently ignored, because a typo in a camera setting found on the field is too late.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+/// Where `frcstream` looks for its configuration when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/frcstream/frcstream.toml";
+
+/// The first FRC camera port (cscore's `kBasePort`); the field allows TCP 1180–1190.
+pub const DEFAULT_PORT: u16 = 1181;
+
+/// Names that would collide with the server's own URLs (`/<name>.mjpg`, `/stats.json`, ...).
+const RESERVED_NAMES: &[&str] = &[
+    "stream", "snapshot", "stats", "settings", "config", "fps", "quality", "index",
+];
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on; `0.0.0.0` is every interface.
+    pub bind: IpAddr,
+    /// TCP port; 0 picks a free port (useful for tests).
+    pub port: u16,
+    /// Streaming clients allowed at once over all cameras; more get `503`.
+    #[serde(deserialize_with = "client_limit")]
+    pub max_clients: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: DEFAULT_PORT,
+            max_clients: 20,
+        }
+    }
+}
+
+/// One camera: where its frames come from and how they are encoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraConfig {
+    pub name: String,
+    pub source: SourceSpec,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub quality: u8,
+    pub format: PixelFormatChoice,
+}
+
+impl CameraConfig {
+    /// The built-in camera used when there is no configuration file at all.
+    pub fn embedded_default() -> Self {
+        CameraConfig {
+            name: "cam".to_owned(),
+            source: SourceSpec::TestPattern,
+            width: 640,
+            height: 480,
+            fps: 30,
+            quality: DEFAULT_QUALITY,
+            format: PixelFormatChoice::Auto,
+        }
+    }
+}
+
+/// JPEG quality used when a camera does not set one. At 640x480 this is about 25 KB a
+/// frame: 30 fps of it already fills most of the 7 Mbit/s the field allows.
+pub const DEFAULT_QUALITY: u8 = 50;
+
+/// Where a camera's frames come from, as written in `source = "..."`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// `test-pattern`: a generated YUYV picture with a frame counter.
+    TestPattern,
+    /// `folder:<dir>`: the `*.jpg` files of a folder, replayed in name order (MJPEG passthrough).
+    JpegFolder(PathBuf),
+    /// `pushed`: frames are pushed by a program through the library.
+    Pushed,
+}
+
+impl fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceSpec::TestPattern => write!(f, "test-pattern"),
+            SourceSpec::JpegFolder(dir) => write!(f, "folder:{}", dir.display()),
+            SourceSpec::Pushed => write!(f, "pushed"),
+        }
+    }
+}
+
+impl std::str::FromStr for SourceSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "test-pattern" {
+            return Ok(SourceSpec::TestPattern);
+        }
+        if text == "pushed" {
+            return Ok(SourceSpec::Pushed);
+        }
+        if let Some(dir) = text.strip_prefix("folder:") {
+            if dir.is_empty() {
+                return Err("`folder:` needs a directory, e.g. \"folder:/home/pi/frames\"".into());
+            }
+            return Ok(SourceSpec::JpegFolder(PathBuf::from(dir)));
+        }
+        Err(format!(
+            "unknown source \"{text}\": expected \"test-pattern\", \"folder:<dir>\" or \"pushed\""
+        ))
+    }
+}
+
+/// The pixel format asked of a camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelFormatChoice {
+    /// MJPEG where the source offers it at the requested size, else YUYV.
+    Auto,
+    Mjpeg,
+    Yuyv,
+}
+
+/// A configuration that could not be used, with where the problem is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}, {location}: {message}")]
+    Invalid {
+        path: PathBuf,
+        location: Location,
+        message: String,
+    },
+}
+
+/// Line, column and key of a problem in the file. Any part may be unknown.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub key: Option<String>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(line) = self.line {
+            match self.column {
+                Some(column) => parts.push(format!("line {line}, column {column}")),
+                None => parts.push(format!("line {line}")),
+            }
+        }
+        if let Some(key) = &self.key {
+            parts.push(format!("key `{key}`"));
+        }
+        if parts.is_empty() {
+            parts.push("whole file".to_owned());
+        }
+        write!(f, "{}", parts.join(", "))
+    }
+}
+
+impl Location {
+    fn at(text: &str, span: Option<std::ops::Range<usize>>, key: Option<String>) -> Location {
+        let (line, column) = match span {
+            Some(span) => {
+                let (line, column) = line_and_column(text, span.start);
+                (Some(line), Some(column))
+            }
+            None => (None, None),
+        };
+        Location { line, column, key }
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl Config {
+    /// The configuration used when no file exists.
+    pub fn embedded_default() -> Config {
+        Config {
+            server: ServerConfig::default(),
+            cameras: vec![CameraConfig::embedded_default()],
+        }
+    }
+
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |location: Location, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            location,
+            message,
+        };
+        let document = toml::Deserializer::parse(text).map_err(|err| {
+            invalid(
+                Location::at(text, err.span(), None),
+                err.message().to_owned(),
+            )
+        })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(document).map_err(|err| {
+            let key = Some(err.path().to_string()).filter(|k| k != ".");
+            let inner = err.into_inner();
+            invalid(
+                Location::at(text, inner.span(), key),
+                inner.message().to_owned(),
+            )
+        })?;
+        raw.validate().map_err(|(span, key, message)| {
+            invalid(Location::at(text, Some(span), Some(key)), message)
+        })
+    }
+}
+
+/// The file as written, before cross-field checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default, rename = "camera")]
+    cameras: Vec<RawCamera>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCamera {
+    name: Spanned<String>,
+    #[serde(default = "default_source", deserialize_with = "source_spec")]
+    source: SourceSpec,
+    #[serde(default = "default_width", deserialize_with = "width")]
+    width: u32,
+    #[serde(default = "default_height", deserialize_with = "height")]
+    height: u32,
+    #[serde(default = "default_fps", deserialize_with = "fps")]
+    fps: u32,
+    #[serde(default = "default_quality", deserialize_with = "quality")]
+    quality: u8,
+    #[serde(default = "default_format")]
+    format: Spanned<PixelFormatChoice>,
+}
+
+type ValidationError = (std::ops::Range<usize>, String, String);
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ValidationError> {
+        if self.cameras.is_empty() {
+            return Err((
+                0..0,
+                "camera".to_owned(),
+                "no camera configured: add at least one [[camera]] table".to_owned(),
+            ));
+        }
+        let mut cameras: Vec<CameraConfig> = Vec::with_capacity(self.cameras.len());
+        for (index, raw) in self.cameras.into_iter().enumerate() {
+            let key = |field: &str| format!("camera[{index}].{field}");
+            let name_span = raw.name.span();
+            let name = raw.name.into_inner();
+            check_camera_name(&name).map_err(|m| (name_span.clone(), key("name"), m))?;
+            if let Some(first) = cameras.iter().position(|c| c.name == name) {
+                return Err((
+                    name_span,
+                    key("name"),
+                    format!(
+                        "duplicate camera name \"{name}\" (also camera[{first}]): names must be unique, they are the stream URLs"
+                    ),
+                ));
+            }
+            let format_span = raw.format.span();
+            let format = raw.format.into_inner();
+            check_format_for_source(&raw.source, format)
+                .map_err(|m| (format_span, key("format"), m))?;
+            cameras.push(CameraConfig {
+                name,
+                source: raw.source,
+                width: raw.width,
+                height: raw.height,
+                fps: raw.fps,
+                quality: raw.quality,
+                format,
+            });
+        }
+        Ok(Config {
+            server: self.server,
+            cameras,
+        })
+    }
+}
+
+/// A camera name must be usable as a URL path segment and a NetworkTables key.
+pub fn check_camera_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 32 {
+        return Err(format!(
+            "camera name \"{name}\" must be 1 to 32 characters long"
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "camera name \"{name}\" may only use letters, digits, '-' and '_' (it is part of the stream URL)"
+        ));
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(format!(
+            "camera name \"{name}\" is reserved for the server's own URLs; pick another"
+        ));
+    }
+    Ok(())
+}
+
+fn check_format_for_source(source: &SourceSpec, format: PixelFormatChoice) -> Result<(), String> {
+    match (source, format) {
+        (_, PixelFormatChoice::Auto) => Ok(()),
+        (SourceSpec::TestPattern, PixelFormatChoice::Yuyv) => Ok(()),
+        (SourceSpec::JpegFolder(_), PixelFormatChoice::Mjpeg) => Ok(()),
+        (SourceSpec::Pushed, _) => Ok(()),
+        (SourceSpec::TestPattern, PixelFormatChoice::Mjpeg) => {
+            Err("the test pattern makes YUYV frames: use format = \"yuyv\" or \"auto\"".into())
+        }
+        (SourceSpec::JpegFolder(_), PixelFormatChoice::Yuyv) => {
+            Err("a JPEG folder is MJPEG: use format = \"mjpeg\" or \"auto\"".into())
+        }
+    }
+}
+
+fn default_source() -> SourceSpec {
+    SourceSpec::TestPattern
+}
+fn default_width() -> u32 {
+    640
+}
+fn default_height() -> u32 {
+    480
+}
+fn default_fps() -> u32 {
+    30
+}
+fn default_quality() -> u8 {
+    DEFAULT_QUALITY
+}
+fn default_format() -> Spanned<PixelFormatChoice> {
+    Spanned::new(0..0, PixelFormatChoice::Auto)
+}
+
+/// Frames per second a camera may be set to.
+pub const FPS_RANGE: std::ops::RangeInclusive<u32> = 1..=120;
+/// JPEG quality a camera may be set to.
+pub const QUALITY_RANGE: std::ops::RangeInclusive<u32> = 1..=100;
+
+fn ranged<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    range: std::ops::RangeInclusive<u64>,
+    what: &str,
+) -> Result<u64, D::Error> {
+    let value = i64::deserialize(deserializer)?;
+    match u64::try_from(value) {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(serde::de::Error::custom(format!(
+            "{what} {value} is out of range ({}–{})",
+            range.start(),
+            range.end()
+        ))),
+    }
+}
+
+fn width<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let width = ranged(d, 16..=4096, "width")?;
+    if width % 2 != 0 {
+        return Err(serde::de::Error::custom(format!(
+            "width {width} must be even (YUYV packs pixels in pairs)"
+        )));
+    }
+    Ok(width as u32)
+}
+fn height<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    ranged(d, 16..=4096, "height").map(|v| v as u32)
+}
+fn fps<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let range = u64::from(*FPS_RANGE.start())..=u64::from(*FPS_RANGE.end());
+    ranged(d, range, "fps").map(|v| v as u32)
+}
+fn quality<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    let range = u64::from(*QUALITY_RANGE.start())..=u64::from(*QUALITY_RANGE.end());
+    ranged(d, range, "quality").map(|v| v as u8)
+}
+fn client_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    ranged(d, 1..=200, "max_clients").map(|v| v as usize)
+}
+fn source_spec<'de, D: Deserializer<'de>>(d: D) -> Result<SourceSpec, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    fn error_text(text: &str) -> String {
+        match parse(text) {
+            Ok(config) => panic!("expected an error, got {config:?}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn minimal_camera_gets_defaults() {
+        let config = parse("[[camera]]\nname = \"front\"\n").expect("valid");
+        assert_eq!(config.server, ServerConfig::default());
+        assert_eq!(config.cameras.len(), 1);
+        let camera = &config.cameras[0];
+        assert_eq!(camera.name, "front");
+        assert_eq!(camera.source, SourceSpec::TestPattern);
+        assert_eq!((camera.width, camera.height, camera.fps), (640, 480, 30));
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../config/frcstream.toml");
+        let config = parse(text).expect("config/frcstream.toml must stay valid");
+        assert_eq!(config.server.port, DEFAULT_PORT);
+        assert_eq!(config.cameras[0].name, "cam");
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let message = error_text("[[camera]]\nname = \"a\"\nfsp = 30\n");
+        assert!(message.contains("line 3"), "{message}");
+        assert!(message.contains("fsp"), "{message}");
+        assert!(message.contains("test.toml"), "{message}");
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_key() {
+        let message = error_text("[[camera]]\nname = \"a\"\nfps = \"fast\"\n");
+        assert!(message.contains("line 3"), "{message}");
+        assert!(message.contains("camera[0].fps"), "{message}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        let message = error_text("[server]\nport = 70000\n[[camera]]\nname = \"a\"\n");
+        assert!(message.contains("line 2"), "{message}");
+        assert!(message.contains("server.port"), "{message}");
+        let message = error_text("[[camera]]\nname = \"a\"\nquality = 0\n");
+        assert!(message.contains("out of range"), "{message}");
+        assert!(message.contains("camera[0].quality"), "{message}");
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_at_the_second() {
+        let message = error_text("[[camera]]\nname = \"a\"\n[[camera]]\nname = \"a\"\n");
+        assert!(message.contains("line 4"), "{message}");
+        assert!(message.contains("duplicate camera name"), "{message}");
+    }
+
+    #[test]
+    fn bad_names_and_sources_are_refused() {
+        assert!(error_text("[[camera]]\nname = \"my cam\"\n").contains("letters, digits"));
+        assert!(error_text("[[camera]]\nname = \"stream\"\n").contains("reserved"));
+        assert!(
+            error_text("[[camera]]\nname = \"a\"\nsource = \"webcam\"\n")
+                .contains("unknown source")
+        );
+    }
+
+    #[test]
+    fn a_file_without_cameras_is_refused() {
+        assert!(error_text("[server]\nport = 1181\n").contains("no camera configured"));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let message = error_text("[[camera]]\nname = \"a\n");
+        assert!(message.contains("line 2"), "{message}");
+    }
+}

@@ -1,0 +1,393 @@
+//! The HTTP server: an accept thread and one thread per connection, on plain `std::net`
+//! sockets with `httparse` for the request head.
+//!
+//! Why not `tiny_http`'s connection layer (the design card's crate): its task pool starves
+//! connections in a burst of connects (a dashboard reconnect storm), it has no limits on
+//! header size, body size or connection count, and no socket timeouts. ARCHITECTURE.md has
+//! the measurements. Here every limit is explicit:
+//!
+//! - connections: at most `max_clients` streams and a few more short requests; beyond,
+//!   `503` at once;
+//! - request head 8 KiB (`431`), body 4 KiB (`413`), 5 s to send a request (`408`);
+//! - a client that stops reading is dropped when a write blocks for `WRITE_TIMEOUT`, holding
+//!   at most one frame of ours plus the kernel's socket buffer.
+
+pub mod mjpeg;
+pub mod pages;
+pub mod request;
+pub mod response;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::camera::Camera;
+use crate::frame::monotonic_us;
+use crate::stats::{ClientStats, RateCounter};
+use request::{Request, read_request};
+use response::Response;
+use routes::{Route, RouteError};
+
+/// A write that cannot make progress for this long drops the client.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// An idle keep-alive connection is closed after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Kernel send buffer per connection: a few frames, so a stalled client cannot make the
+/// kernel hold megabytes for it.
+const SEND_BUFFER_BYTES: libc::c_int = 128 * 1024;
+/// Connections beyond the stream limit allowed for pages, JSON and snapshots.
+const EXTRA_CONNECTIONS: usize = 16;
+/// How long a snapshot waits for a fresh frame.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A frame this recent is fresh enough for a snapshot.
+const SNAPSHOT_MAX_AGE_US: u64 = 200_000;
+const CONNECTION_STACK_BYTES: usize = 256 * 1024;
+
+/// What the server needs to know, shared by its threads.
+struct Shared {
+    cameras: Vec<Arc<Camera>>,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+    max_streams: usize,
+    streams: AtomicUsize,
+    connections: AtomicUsize,
+    next_client_id: AtomicU64,
+    /// Every open connection, so shutdown can close them all.
+    open: Mutex<HashMap<u64, TcpStream>>,
+}
+
+impl Shared {
+    fn camera_names(&self) -> Vec<&str> {
+        self.cameras.iter().map(|c| c.name.as_str()).collect()
+    }
+}
+
+/// A running server. Dropping it does not stop it; call [`HttpServer::stop`].
+pub struct HttpServer {
+    local_addr: SocketAddr,
+    listener: TcpListener,
+    accept_thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+impl HttpServer {
+    /// Binds `address` and starts serving `cameras`.
+    pub fn start(
+        address: SocketAddr,
+        cameras: Vec<Arc<Camera>>,
+        max_streams: usize,
+        stop: Arc<AtomicBool>,
+    ) -> io::Result<HttpServer> {
+        let listener = TcpListener::bind(address)?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            cameras,
+            stop,
+            started: Instant::now(),
+            max_streams,
+            streams: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
+            next_client_id: AtomicU64::new(1),
+            open: Mutex::new(HashMap::new()),
+        });
+        let accept_listener = listener.try_clone()?;
+        let accept_shared = Arc::clone(&shared);
+        let accept_thread = std::thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || accept_loop(&accept_listener, &accept_shared))?;
+        Ok(HttpServer {
+            local_addr,
+            listener,
+            accept_thread: Some(accept_thread),
+            shared,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, closes every connection and waits for the accept thread.
+    /// The stop flag must already be set.
+    pub fn stop(&mut self) {
+        // shutdown() on a listening socket wakes a blocked accept() on Linux.
+        // SAFETY: the descriptor belongs to `self.listener`, which is alive.
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        if let Some(thread) = self.accept_thread.take() {
+            let _ = thread.join();
+        }
+        for connection in lock(&self.shared.open).values() {
+            let _ = connection.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Connections open now (streams and others).
+    pub fn connection_count(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    let max_connections = shared.max_streams + EXTRA_CONNECTIONS;
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        let accepted = listener.accept();
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of descriptors and the like: wait and go on; never end the loop.
+                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    log::warn!("accept failed: {e}");
+                    last_error_log = Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if shared.connections.load(Ordering::SeqCst) >= max_connections {
+            refuse_busy(stream);
+            continue;
+        }
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(copy) = stream.try_clone() {
+            lock(&shared.open).insert(id, copy);
+        }
+        let thread_shared = Arc::clone(shared);
+        let spawned = std::thread::Builder::new()
+            .name("http-client".into())
+            .stack_size(CONNECTION_STACK_BYTES)
+            .spawn(move || {
+                serve_connection(stream, peer, id, &thread_shared);
+                lock(&thread_shared.open).remove(&id);
+                thread_shared.connections.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            log::warn!("cannot start a thread for {peer}: {e}");
+            lock(&shared.open).remove(&id);
+            shared.connections.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Answers `503` without a thread of its own: the client is told at once, not queued.
+fn refuse_busy(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let _ = Response::text(503, "too many connections; try again shortly")
+        .with_header("Retry-After", "1")
+        .write_to(&mut stream, false, false);
+}
+
+fn configure(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    // SAFETY: setsockopt on a socket we own, with a pointer to a c_int of the stated size.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&SEND_BUFFER_BYTES as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+fn serve_connection(mut stream: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) {
+    configure(&stream);
+    let mut pending = Vec::new();
+    loop {
+        let request = match read_request(&mut stream, &mut pending) {
+            Ok(request) => request,
+            Err(e) => {
+                if let Some((status, message)) = e.response() {
+                    log::debug!("{peer}: {status} {message}");
+                    let _ = Response::text(status, &message).write_to(&mut stream, false, false);
+                }
+                return;
+            }
+        };
+        let keep_alive = request.wants_keep_alive() && !shared.stop.load(Ordering::SeqCst);
+        match respond(&mut stream, &request, peer, id, shared, keep_alive) {
+            Ok(Next::KeepOpen) if keep_alive => continue,
+            _ => return,
+        }
+    }
+}
+
+/// What happens to a connection after a response.
+enum Next {
+    KeepOpen,
+    Close,
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    request: &Request,
+    peer: SocketAddr,
+    id: u64,
+    shared: &Shared,
+    keep_alive: bool,
+) -> io::Result<Next> {
+    let head_only = request.is_head();
+    let names = shared.camera_names();
+    let route = match routes::resolve(&request.method, &request.path, &request.query, &names) {
+        Ok(route) => route,
+        Err(error) => {
+            let (status, body) = match error {
+                RouteError::NotFound => (
+                    404,
+                    pages::not_found(&request.path, &routes::valid_urls(&names)),
+                ),
+                RouteError::MethodNotAllowed => (
+                    405,
+                    format!("{} is not allowed here; use GET or HEAD\n", request.method),
+                ),
+                RouteError::BadParameter(reason) => (400, format!("bad request: {reason}\n")),
+            };
+            Response::text(status, &body)
+                .with_header("Allow", "GET, HEAD")
+                .write_to(stream, head_only, keep_alive)?;
+            return Ok(Next::KeepOpen);
+        }
+    };
+    let send = |stream: &mut TcpStream, response: Response<'_>| {
+        response
+            .write_to(stream, head_only, keep_alive)
+            .map(|()| Next::KeepOpen)
+    };
+    match route {
+        Route::Stream { camera, params } => {
+            let camera = &shared.cameras[camera];
+            serve_stream(stream, request, camera, &params, peer, id, shared)?;
+            Ok(Next::Close)
+        }
+        Route::Snapshot { camera } => {
+            let camera = &shared.cameras[camera];
+            match snapshot(camera) {
+                Some(frame) => send(stream, Response::new(200, "image/jpeg", frame.jpeg())),
+                None => send(
+                    stream,
+                    Response::text(503, "no frame from the camera in time; try again\n"),
+                ),
+            }
+        }
+        Route::Index => {
+            let html = pages::index(&shared.cameras);
+            send(
+                stream,
+                Response::new(200, "text/html; charset=utf-8", html.as_bytes()),
+            )
+        }
+        Route::CameraPage { camera } => {
+            let html = pages::camera_page(&shared.cameras[camera]);
+            send(
+                stream,
+                Response::new(200, "text/html; charset=utf-8", html.as_bytes()),
+            )
+        }
+        Route::Stats => {
+            let json = pages::stats_json(&shared.cameras, shared.started);
+            send(
+                stream,
+                Response::new(200, "application/json", json.as_bytes()),
+            )
+        }
+        Route::Fps => {
+            let text = format!("{}\n", shared.cameras[0].settings.fps());
+            send(stream, Response::text(200, &text))
+        }
+        Route::Quality => {
+            let text = format!("{}\n", shared.cameras[0].settings.quality());
+            send(stream, Response::text(200, &text))
+        }
+    }
+}
+
+/// Streams a camera if a stream place is free, else answers `503`.
+fn serve_stream(
+    stream: &mut TcpStream,
+    request: &Request,
+    camera: &Camera,
+    params: &routes::StreamParams,
+    peer: SocketAddr,
+    id: u64,
+    shared: &Shared,
+) -> io::Result<()> {
+    if request.is_head() {
+        return io::Write::write_all(stream, mjpeg::stream_head().as_bytes());
+    }
+    let streams = shared.streams.fetch_add(1, Ordering::SeqCst);
+    let _place = StreamPlace(&shared.streams);
+    if streams >= shared.max_streams {
+        let message = format!(
+            "all {} stream places are taken; try again shortly\n",
+            shared.max_streams
+        );
+        return Response::text(503, &message)
+            .with_header("Retry-After", "1")
+            .write_to(stream, false, false);
+    }
+    let client = Arc::new(ClientStats {
+        id,
+        peer,
+        path: if request.query.is_empty() {
+            request.path.clone()
+        } else {
+            format!("{}?{}", request.path, request.query)
+        },
+        connected_at: Instant::now(),
+        frames: RateCounter::default(),
+        bytes: RateCounter::default(),
+    });
+    log::debug!("{peer}: streaming {} ({})", camera.name, client.path);
+    let result = mjpeg::stream(stream, camera, params, &client, &shared.stop);
+    log::debug!(
+        "{peer}: stream of {} ended after {} frames: {}",
+        camera.name,
+        client.frames.total(),
+        match &result {
+            Ok(()) => "server stopping".to_owned(),
+            Err(e) => e.to_string(),
+        }
+    );
+    // A client that went away is the normal end of a stream, not an error.
+    Ok(())
+}
+
+/// Releases a stream place when dropped.
+struct StreamPlace<'a>(&'a AtomicUsize);
+
+impl Drop for StreamPlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A fresh frame of `camera`: the current one if recent, else the next one.
+fn snapshot(camera: &Camera) -> Option<Arc<crate::frame::Frame>> {
+    let _viewer = camera.slot.viewer();
+    let latest = camera.slot.latest();
+    let age = monotonic_us().saturating_sub(latest.captured_us);
+    if latest.seq > 0 && age < SNAPSHOT_MAX_AGE_US {
+        return Some(latest);
+    }
+    camera.slot.wait_newer(latest.seq, SNAPSHOT_TIMEOUT)
+}

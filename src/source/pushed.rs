@@ -1,0 +1,305 @@
+//! Frames pushed by a program: the library's counterpart of cscore's `CvSource`.
+//!
+//! A vision program gets a [`PushedStream`] for a camera configured with
+//! `source = "pushed"` and calls `push_rgb`, `push_bgr`, `push_yuyv`, `push_gray` or
+//! `push_jpeg` whenever it has a picture. The stream is served exactly like a camera.
+//!
+//! Pushing never blocks the program: the frame is copied into a recycled buffer and handed
+//! to the camera's capture thread over a one-place channel; if the capture thread has not
+//! taken the previous frame yet, that stale frame is replaced. When nobody watches, the
+//! push returns at once without copying anything.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use super::{FrameSource, Mode, SourceError};
+use crate::camera::{Camera, SettingError};
+use crate::frame::{CapturedFrame, Pixels, monotonic_us};
+
+/// The largest frame side a program may push.
+const MAX_SIDE: u32 = 8192;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Jpeg,
+    Yuyv,
+    Rgb,
+    Bgr,
+    Gray,
+}
+
+struct PushedFrame {
+    data: Vec<u8>,
+    format: Format,
+    width: u32,
+    height: u32,
+    captured_us: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    #[error("frame of {got} bytes is too short for {width}x{height} ({needed} bytes needed)")]
+    TooShort {
+        got: usize,
+        needed: usize,
+        width: u32,
+        height: u32,
+    },
+    #[error(
+        "frame size {width}x{height} is not usable (1–{MAX_SIDE} per side, even width for YUYV)"
+    )]
+    BadSize { width: u32, height: u32 },
+    #[error("the streamer has stopped")]
+    Stopped,
+}
+
+/// The handle a program pushes frames into. Cheap to clone; every clone feeds the same camera.
+#[derive(Clone)]
+pub struct PushedStream {
+    camera: Arc<Camera>,
+    frames: Sender<PushedFrame>,
+    /// A second receiver, used only to take back a frame the capture thread has not
+    /// picked up yet, so the newest push always wins.
+    stale: Receiver<PushedFrame>,
+    recycled: Receiver<Vec<u8>>,
+}
+
+/// The capture side of a pushed stream.
+pub struct PushedSource {
+    frames: Receiver<PushedFrame>,
+    recycle: Sender<Vec<u8>>,
+    current: Option<PushedFrame>,
+    mode: Mode,
+}
+
+/// Makes the two ends of a pushed camera.
+pub fn pushed_stream(camera: Arc<Camera>) -> (PushedStream, PushedSource) {
+    let (frames_tx, frames_rx) = crossbeam_channel::bounded(1);
+    let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(4);
+    let mut mode = camera.mode();
+    mode.format = "pushed";
+    let source = PushedSource {
+        frames: frames_rx.clone(),
+        recycle: recycle_tx,
+        current: None,
+        mode,
+    };
+    let stream = PushedStream {
+        camera,
+        frames: frames_tx,
+        stale: frames_rx,
+        recycled: recycle_rx,
+    };
+    (stream, source)
+}
+
+impl PushedStream {
+    /// The camera's name (its stream is `/<name>.mjpg`).
+    pub fn name(&self) -> &str {
+        &self.camera.name
+    }
+
+    /// Whether any client watches. A program may skip drawing its overlay when not.
+    pub fn has_viewers(&self) -> bool {
+        self.camera.slot.has_viewers()
+    }
+
+    /// A complete JPEG, served as it is (after a check of its markers).
+    pub fn push_jpeg(&self, jpeg: &[u8]) -> Result<(), PushError> {
+        self.push(Format::Jpeg, jpeg, 0, 0)
+    }
+
+    /// Packed YUYV (4:2:2), two bytes per pixel.
+    pub fn push_yuyv(&self, data: &[u8], width: u32, height: u32) -> Result<(), PushError> {
+        self.push(Format::Yuyv, data, width, height)
+    }
+
+    /// Packed RGB, three bytes per pixel.
+    pub fn push_rgb(&self, data: &[u8], width: u32, height: u32) -> Result<(), PushError> {
+        self.push(Format::Rgb, data, width, height)
+    }
+
+    /// Packed BGR, three bytes per pixel (OpenCV's `Mat` order).
+    pub fn push_bgr(&self, data: &[u8], width: u32, height: u32) -> Result<(), PushError> {
+        self.push(Format::Bgr, data, width, height)
+    }
+
+    /// 8-bit grayscale, one byte per pixel.
+    pub fn push_gray(&self, data: &[u8], width: u32, height: u32) -> Result<(), PushError> {
+        self.push(Format::Gray, data, width, height)
+    }
+
+    /// Limits the rate frames are sent at (1–120).
+    pub fn set_fps(&self, fps: i64) -> Result<(), SettingError> {
+        self.camera.settings.set_fps(fps)
+    }
+
+    /// Sets the JPEG quality of encoded frames (1–100).
+    pub fn set_quality(&self, quality: i64) -> Result<(), SettingError> {
+        self.camera.settings.set_quality(quality)
+    }
+
+    fn push(&self, format: Format, data: &[u8], width: u32, height: u32) -> Result<(), PushError> {
+        let needed = required_len(format, width, height)?;
+        if data.len() < needed {
+            return Err(PushError::TooShort {
+                got: data.len(),
+                needed,
+                width,
+                height,
+            });
+        }
+        if self.camera.slot.is_closed() {
+            return Err(PushError::Stopped);
+        }
+        let stats = &self.camera.stats;
+        if !self.camera.slot.has_viewers() {
+            stats.captured.add(1);
+            stats
+                .idle_frames
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        }
+        let used = if format == Format::Jpeg {
+            data.len()
+        } else {
+            needed
+        };
+        let mut buffer = self.recycled.try_recv().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(&data[..used]);
+        let mut frame = PushedFrame {
+            data: buffer,
+            format,
+            width,
+            height,
+            captured_us: monotonic_us(),
+        };
+        loop {
+            match self.frames.try_send(frame) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(back)) => {
+                    frame = back;
+                    // Replace the frame the capture thread has not taken yet.
+                    let _ = self.stale.try_recv();
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(PushError::Stopped),
+            }
+        }
+    }
+}
+
+fn required_len(format: Format, width: u32, height: u32) -> Result<usize, PushError> {
+    let bytes_per_pixel = match format {
+        Format::Jpeg => return Ok(4),
+        Format::Yuyv => 2,
+        Format::Rgb | Format::Bgr => 3,
+        Format::Gray => 1,
+    };
+    let side_ok = |side: u32| (1..=MAX_SIDE).contains(&side);
+    if !side_ok(width) || !side_ok(height) || (format == Format::Yuyv && width % 2 != 0) {
+        return Err(PushError::BadSize { width, height });
+    }
+    Ok(width as usize * height as usize * bytes_per_pixel)
+}
+
+impl FrameSource for PushedSource {
+    fn description(&self) -> String {
+        "frames pushed by a program".to_owned()
+    }
+
+    fn mode(&self) -> Mode {
+        self.mode.clone()
+    }
+
+    fn next_frame(&mut self, timeout: Duration) -> Result<CapturedFrame<'_>, SourceError> {
+        if let Some(done) = self.current.take() {
+            let _ = self.recycle.try_send(done.data);
+        }
+        let frame = match self.frames.recv_timeout(timeout) {
+            Ok(frame) => self.current.insert(frame),
+            Err(RecvTimeoutError::Timeout) => return Err(SourceError::Timeout),
+            // The program dropped every handle: nothing more will come.
+            Err(RecvTimeoutError::Disconnected) => return Err(SourceError::Timeout),
+        };
+        let data = frame.data.as_slice();
+        let pixels = match frame.format {
+            Format::Jpeg => Pixels::Jpeg(data),
+            Format::Yuyv => Pixels::Yuyv(data),
+            Format::Rgb => Pixels::Rgb(data),
+            Format::Bgr => Pixels::Bgr(data),
+            Format::Gray => Pixels::Gray(data),
+        };
+        Ok(CapturedFrame {
+            pixels,
+            width: frame.width,
+            height: frame.height,
+            captured_us: frame.captured_us,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CameraConfig, SourceSpec};
+
+    fn pushed_camera() -> (Arc<Camera>, PushedStream, PushedSource) {
+        let mut config = CameraConfig::embedded_default();
+        config.source = SourceSpec::Pushed;
+        let camera = Arc::new(Camera::new(&config));
+        let (stream, source) = pushed_stream(Arc::clone(&camera));
+        (camera, stream, source)
+    }
+
+    #[test]
+    fn the_newest_push_wins_and_nothing_blocks() {
+        let (camera, stream, mut source) = pushed_camera();
+        let _viewer = camera.slot.viewer();
+        for shade in 0..10u8 {
+            stream.push_gray(&[shade; 8 * 4], 8, 4).expect("push");
+        }
+        let frame = source.next_frame(Duration::from_secs(1)).expect("frame");
+        assert_eq!(frame.pixels.data()[0], 9);
+        assert_eq!((frame.width, frame.height), (8, 4));
+        assert_eq!(
+            source.next_frame(Duration::from_millis(10)).err(),
+            Some(SourceError::Timeout)
+        );
+    }
+
+    #[test]
+    fn without_viewers_a_push_is_counted_but_not_copied() {
+        let (camera, stream, mut source) = pushed_camera();
+        stream.push_rgb(&[0; 4 * 4 * 3], 4, 4).expect("push");
+        assert_eq!(camera.stats.captured.total(), 1);
+        assert!(source.next_frame(Duration::from_millis(10)).is_err());
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        let (_camera, stream, _source) = pushed_camera();
+        assert!(matches!(
+            stream.push_rgb(&[0; 10], 4, 4),
+            Err(PushError::TooShort { needed: 48, .. })
+        ));
+        assert!(matches!(
+            stream.push_yuyv(&[0; 100], 3, 2),
+            Err(PushError::BadSize { .. })
+        ));
+        assert!(matches!(
+            stream.push_gray(&[0; 10], 0, 10),
+            Err(PushError::BadSize { .. })
+        ));
+    }
+
+    #[test]
+    fn settings_from_code_are_validated() {
+        let (camera, stream, _source) = pushed_camera();
+        stream.set_fps(10).expect("fps");
+        assert_eq!(camera.settings.fps(), 10);
+        assert!(stream.set_quality(0).is_err());
+    }
+}

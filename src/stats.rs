@@ -1,0 +1,276 @@
+//! Counters and rates for `/stats.json` (and later NetworkTables): frames captured and
+//! delivered, bytes per client, drops, encodes, capture-to-send latency.
+//!
+//! Every counter is written by one thread (the capture thread or one client's thread) and
+//! read by whoever asks; updates are atomics plus an uncontended `try_lock` once a second.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Length of the window a rate is measured over.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// A running total with its rate over the last complete second.
+pub struct RateCounter {
+    total: AtomicU64,
+    window: Mutex<RateWindow>,
+}
+
+struct RateWindow {
+    started: Instant,
+    total_at_start: u64,
+    rate: f64,
+}
+
+impl Default for RateCounter {
+    fn default() -> Self {
+        RateCounter {
+            total: AtomicU64::new(0),
+            window: Mutex::new(RateWindow {
+                started: Instant::now(),
+                total_at_start: 0,
+                rate: 0.0,
+            }),
+        }
+    }
+}
+
+impl RateCounter {
+    pub fn add(&self, amount: u64) {
+        let total = self.total.fetch_add(amount, Ordering::Relaxed) + amount;
+        // Only the writer rolls the window; a reader holding the lock just delays it.
+        if let Ok(mut window) = self.window.try_lock() {
+            let elapsed = window.started.elapsed();
+            if elapsed >= RATE_WINDOW {
+                window.rate = (total - window.total_at_start) as f64 / elapsed.as_secs_f64();
+                window.started = Instant::now();
+                window.total_at_start = total;
+            }
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Events per second over the last window; decays to 0 when events stop.
+    pub fn rate(&self) -> f64 {
+        let window = match self.window.lock() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let elapsed = window.started.elapsed();
+        if elapsed < 2 * RATE_WINDOW {
+            window.rate
+        } else {
+            // No event has rolled the window for a while: the rate is what came since.
+            (self.total() - window.total_at_start) as f64 / elapsed.as_secs_f64()
+        }
+    }
+}
+
+/// The last few capture-to-send latencies, in microseconds.
+#[derive(Default)]
+pub struct LatencyWindow {
+    samples: Mutex<VecDeque<u32>>,
+}
+
+const LATENCY_SAMPLES: usize = 256;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub max_ms: f64,
+}
+
+impl LatencyWindow {
+    pub fn record(&self, micros: u64) {
+        let mut samples = match self.samples.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if samples.len() == LATENCY_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back(micros.min(u64::from(u32::MAX)) as u32);
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        let mut sorted: Vec<u32> = match self.samples.lock() {
+            Ok(s) => s.iter().copied().collect(),
+            Err(poisoned) => poisoned.into_inner().iter().copied().collect(),
+        };
+        if sorted.is_empty() {
+            return LatencySummary::default();
+        }
+        sorted.sort_unstable();
+        let at =
+            |q: f64| f64::from(sorted[((sorted.len() - 1) as f64 * q).round() as usize]) / 1000.0;
+        LatencySummary {
+            p50_ms: at(0.5),
+            p95_ms: at(0.95),
+            max_ms: at(1.0),
+        }
+    }
+}
+
+/// One connected streaming client.
+pub struct ClientStats {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub path: String,
+    pub connected_at: Instant,
+    pub frames: RateCounter,
+    pub bytes: RateCounter,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClientReport {
+    pub id: u64,
+    pub peer: String,
+    pub path: String,
+    pub seconds_connected: f64,
+    pub fps: f64,
+    pub bytes_per_second: f64,
+    pub frames_sent: u64,
+    pub bytes_sent: u64,
+}
+
+impl ClientStats {
+    pub fn report(&self) -> ClientReport {
+        ClientReport {
+            id: self.id,
+            peer: self.peer.to_string(),
+            path: self.path.clone(),
+            seconds_connected: self.connected_at.elapsed().as_secs_f64(),
+            fps: round2(self.frames.rate()),
+            bytes_per_second: self.bytes.rate().round(),
+            frames_sent: self.frames.total(),
+            bytes_sent: self.bytes.total(),
+        }
+    }
+}
+
+/// Everything counted for one camera.
+#[derive(Default)]
+pub struct CameraStats {
+    /// Frames the source delivered.
+    pub captured: RateCounter,
+    /// Frames published to the slot (after the fps limit and only with viewers).
+    pub published: RateCounter,
+    /// Raw frames compressed to JPEG.
+    pub encodes: AtomicU64,
+    /// JPEG frames passed through untouched.
+    pub passthroughs: AtomicU64,
+    /// Frames from the source that were corrupt (bad JPEG, short buffer) and dropped.
+    pub invalid_frames: AtomicU64,
+    /// Frames the source delivered while nobody watched: not encoded.
+    pub idle_frames: AtomicU64,
+    /// Frames the camera itself dropped (gaps in its sequence numbers).
+    pub camera_drops: AtomicU64,
+    /// Frames all clients together were sent.
+    pub delivered: RateCounter,
+    pub bytes_sent: RateCounter,
+    pub latency: LatencyWindow,
+    clients: Mutex<Vec<Arc<ClientStats>>>,
+}
+
+impl CameraStats {
+    /// Registers a client until the returned guard is dropped.
+    pub fn add_client(self: &Arc<Self>, client: Arc<ClientStats>) -> ClientRegistration {
+        self.lock_clients().push(Arc::clone(&client));
+        ClientRegistration {
+            stats: Arc::clone(self),
+            id: client.id,
+        }
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.lock_clients().len()
+    }
+
+    pub fn client_reports(&self) -> Vec<ClientReport> {
+        self.lock_clients().iter().map(|c| c.report()).collect()
+    }
+
+    fn lock_clients(&self) -> std::sync::MutexGuard<'_, Vec<Arc<ClientStats>>> {
+        match self.clients.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// Removes a client from its camera's list when dropped.
+pub struct ClientRegistration {
+    stats: Arc<CameraStats>,
+    id: u64,
+}
+
+impl Drop for ClientRegistration {
+    fn drop(&mut self) {
+        self.stats.lock_clients().retain(|c| c.id != self.id);
+    }
+}
+
+pub fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_counter_measures_events_per_second() {
+        let counter = RateCounter::default();
+        for _ in 0..11 {
+            counter.add(10);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        counter.add(10);
+        let rate = counter.rate();
+        assert!((50.0..=130.0).contains(&rate), "rate {rate}");
+        assert_eq!(counter.total(), 120);
+    }
+
+    #[test]
+    fn a_fresh_counter_reads_zero() {
+        assert_eq!(RateCounter::default().rate(), 0.0);
+    }
+
+    #[test]
+    fn latency_percentiles() {
+        let window = LatencyWindow::default();
+        for ms in 1..=100u64 {
+            window.record(ms * 1000);
+        }
+        let summary = window.summary();
+        assert_eq!(summary.max_ms, 100.0);
+        assert!((50.0..=51.0).contains(&summary.p50_ms), "{summary:?}");
+        assert!((95.0..=96.0).contains(&summary.p95_ms), "{summary:?}");
+    }
+
+    #[test]
+    fn clients_leave_the_list_when_their_registration_drops() {
+        let stats = Arc::new(CameraStats::default());
+        let client = Arc::new(ClientStats {
+            id: 7,
+            peer: "127.0.0.1:9".parse().expect("addr"),
+            path: "/cam.mjpg".into(),
+            connected_at: Instant::now(),
+            frames: RateCounter::default(),
+            bytes: RateCounter::default(),
+        });
+        let registration = stats.add_client(client);
+        assert_eq!(stats.client_count(), 1);
+        drop(registration);
+        assert_eq!(stats.client_count(), 0);
+    }
+}

@@ -1,0 +1,155 @@
+//! The streamer: builds a camera, a source and a capture thread for each configured camera,
+//! starts the HTTP server over them, and stops it all. The binary is a thin shell around
+//! it; tests, benchmarks and vision programs drive it the same way.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::camera::Camera;
+use crate::capture;
+use crate::config::{CameraConfig, Config, SourceSpec};
+use crate::http::HttpServer;
+use crate::source::jpeg_folder::JpegFolder;
+use crate::source::pushed::{PushedStream, pushed_stream};
+use crate::source::test_pattern::TestPattern;
+use crate::source::{FrameSource, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {address}: {source} (is another streamer using the port?)")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("camera \"{camera}\": {source}")]
+    Source { camera: String, source: SourceError },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+pub struct Streamer {
+    cameras: Vec<Arc<Camera>>,
+    pushed: HashMap<String, PushedStream>,
+    stop: Arc<AtomicBool>,
+    capture_threads: Vec<JoinHandle<()>>,
+    http: HttpServer,
+}
+
+impl Streamer {
+    /// Opens every camera's source, starts the capture threads and the HTTP server.
+    pub fn start(config: &Config) -> Result<Streamer, StartError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut cameras = Vec::new();
+        let mut pushed = HashMap::new();
+        let mut capture_threads = Vec::new();
+        for camera_config in &config.cameras {
+            let camera = Arc::new(Camera::new(camera_config));
+            let source = open_source(camera_config, &camera, &mut pushed)?;
+            let thread = capture::spawn(Arc::clone(&camera), source, Arc::clone(&stop))
+                .map_err(StartError::Thread)?;
+            capture_threads.push(thread);
+            cameras.push(camera);
+        }
+        let address = SocketAddr::new(config.server.bind, config.server.port);
+        let http = HttpServer::start(
+            address,
+            cameras.clone(),
+            config.server.max_clients,
+            Arc::clone(&stop),
+        )
+        .map_err(|source| StartError::Bind { address, source })?;
+        Ok(Streamer {
+            cameras,
+            pushed,
+            stop,
+            capture_threads,
+            http,
+        })
+    }
+
+    /// The address the server listens on (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.http.local_addr()
+    }
+
+    pub fn cameras(&self) -> &[Arc<Camera>] {
+        &self.cameras
+    }
+
+    /// The push handle of a camera configured with `source = "pushed"`.
+    pub fn pushed_stream(&self, name: &str) -> Option<PushedStream> {
+        self.pushed.get(name).cloned()
+    }
+
+    /// The URLs a user can open, one per address of the machine (or the bound address).
+    pub fn urls(&self) -> Vec<String> {
+        let port = self.local_addr().port();
+        let hosts: Vec<String> = match self.local_addr().ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                let mut hosts: Vec<String> = crate::net::ipv4_addresses()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
+                hosts.push("127.0.0.1".to_owned());
+                hosts
+            }
+            ip => vec![ip.to_string()],
+        };
+        let mut urls = Vec::new();
+        for camera in &self.cameras {
+            for host in &hosts {
+                urls.push(format!("http://{host}:{port}/{}.mjpg", camera.name));
+            }
+        }
+        urls
+    }
+
+    /// Stops capture, closes every client and waits (up to about a second) for the threads.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for camera in &self.cameras {
+            camera.slot.close();
+        }
+        self.http.stop();
+        let deadline = Instant::now() + Duration::from_millis(900);
+        for thread in self.capture_threads.drain(..) {
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+fn open_source(
+    config: &CameraConfig,
+    camera: &Arc<Camera>,
+    pushed: &mut HashMap<String, PushedStream>,
+) -> Result<Box<dyn FrameSource>, StartError> {
+    let source: Box<dyn FrameSource> = match &config.source {
+        SourceSpec::TestPattern => Box::new(TestPattern::new(
+            &config.name,
+            config.width,
+            config.height,
+            config.fps,
+        )),
+        SourceSpec::JpegFolder(dir) => Box::new(JpegFolder::open(dir, config.fps).map_err(
+            |source| StartError::Source {
+                camera: config.name.clone(),
+                source,
+            },
+        )?),
+        SourceSpec::Pushed => {
+            let (stream, source) = pushed_stream(Arc::clone(camera));
+            pushed.insert(config.name.clone(), stream);
+            Box::new(source)
+        }
+    };
+    Ok(source)
+}
