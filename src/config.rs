@@ -36,6 +36,7 @@ pub struct ServerConfig {
     /// Address to listen on; `0.0.0.0` is every interface.
     pub bind: IpAddr,
     /// TCP port; 0 picks a free port (useful for tests).
+    #[serde(deserialize_with = "port")]
     pub port: u16,
     /// Streaming clients allowed at once over all cameras; more get `503`.
     #[serde(deserialize_with = "client_limit")]
@@ -418,6 +419,9 @@ fn quality<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
     let range = u64::from(*QUALITY_RANGE.start())..=u64::from(*QUALITY_RANGE.end());
     ranged(d, range, "quality").map(|v| v as u8)
 }
+fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    ranged(d, 0..=65535, "port").map(|v| v as u16)
+}
 fn client_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     ranged(d, 1..=200, "max_clients").map(|v| v as usize)
 }
@@ -480,6 +484,10 @@ mod tests {
         let message = error_text("[server]\nport = 70000\n[[camera]]\nname = \"a\"\n");
         assert!(message.contains("line 2"), "{message}");
         assert!(message.contains("server.port"), "{message}");
+        assert!(
+            message.contains("port 70000 is out of range (0–65535)"),
+            "{message}"
+        );
         let message = error_text("[[camera]]\nname = \"a\"\nquality = 0\n");
         assert!(message.contains("out of range"), "{message}");
         assert!(message.contains("camera[0].quality"), "{message}");

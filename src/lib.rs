@@ -10,6 +10,7 @@
 
 pub mod camera;
 pub mod capture;
+pub mod client;
 pub mod config;
 pub mod encode;
 pub mod font;

@@ -142,6 +142,12 @@ fn run(config: &Config) -> ExitCode {
         );
     }
     log::info!("listening on {}", streamer.local_addr());
+    let port = streamer.local_addr().port();
+    if !(1180..=1190).contains(&port) {
+        log::warn!(
+            "port {port} is outside 1180–1190: the FRC field blocks it between robot and driver station"
+        );
+    }
     for url in streamer.urls() {
         log::info!("open {url}");
     }

@@ -9,7 +9,7 @@
 //! - connections: at most `max_clients` streams and a few more short requests; beyond,
 //!   `503` at once;
 //! - request head 8 KiB (`431`), body 4 KiB (`413`), 5 s to send a request (`408`);
-//! - a client that stops reading is dropped when a write blocks for `WRITE_TIMEOUT`, holding
+//! - a client that stops reading is dropped when a frame is not taken within 2 s, holding
 //!   at most one frame of ours plus the kernel's socket buffer.
 
 pub mod mjpeg;
@@ -35,7 +35,7 @@ use response::Response;
 use routes::{Route, RouteError};
 
 /// A write that cannot make progress for this long drops the client.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+const WRITE_TIMEOUT: Duration = response::WRITE_DEADLINE;
 /// An idle keep-alive connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Kernel send buffer per connection: a few frames, so a stalled client cannot make the

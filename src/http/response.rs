@@ -2,6 +2,12 @@
 //! with the headers every dashboard and browser expects.
 
 use std::io::{self, IoSlice, Write};
+use std::time::{Duration, Instant};
+
+/// A response (or one stream part) not written whole within this time drops the client.
+/// Each blocked write also times out on its own (the socket's `SO_SNDTIMEO`); this bounds
+/// a client that keeps taking a few bytes at a time.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// A complete response with a body known up front.
 pub struct Response<'a> {
@@ -83,10 +89,18 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// `write_all` for several buffers, in as few system calls as the socket allows.
+/// `write_all` for several buffers, in as few system calls as the socket allows, within
+/// [`WRITE_DEADLINE`].
 pub fn write_all_vectored<W: Write>(out: &mut W, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    let deadline = Instant::now() + WRITE_DEADLINE;
     IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
+        if Instant::now() > deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client took too long to receive",
+            ));
+        }
         match out.write_vectored(slices) {
             Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
             Ok(n) => IoSlice::advance_slices(&mut slices, n),

@@ -1,0 +1,45 @@
+//! Shared helpers of the integration tests: start a real server on an ephemeral port,
+//! decode JPEGs, read `/stats.json`.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use frcstream::client;
+use frcstream::{Config, Streamer};
+
+/// Starts a streamer on 127.0.0.1 with a free port. `cameras` is the `[[camera]]` part of
+/// a config file; `server_extra` more lines for `[server]`.
+pub fn start(cameras: &str, server_extra: &str) -> Streamer {
+    let text = format!("[server]\nbind = \"127.0.0.1\"\nport = 0\n{server_extra}\n{cameras}");
+    let config = Config::parse(&text, Path::new("test.toml")).expect("test config is valid");
+    Streamer::start(&config).expect("streamer starts")
+}
+
+/// One 640x480 test-pattern camera named `cam` at 30 fps.
+pub fn start_test_pattern() -> Streamer {
+    start(
+        "[[camera]]\nname = \"cam\"\nwidth = 640\nheight = 480\nfps = 30\n",
+        "",
+    )
+}
+
+/// Width and height of a JPEG, decoded by libjpeg-turbo for real.
+pub fn decoded_size(jpeg: &[u8]) -> (usize, usize) {
+    let image = turbojpeg::decompress(jpeg, turbojpeg::PixelFormat::GRAY).expect("JPEG decodes");
+    (image.width, image.height)
+}
+
+pub fn stats(address: SocketAddr) -> serde_json::Value {
+    let response = client::get(address, "/stats.json").expect("stats.json");
+    assert_eq!(response.status, 200);
+    serde_json::from_slice(&response.body).expect("stats.json is JSON")
+}
+
+/// A counter of camera 0 in `/stats.json`'s `frames`.
+pub fn frame_count(address: SocketAddr, counter: &str) -> u64 {
+    stats(address)["cameras"][0]["frames"][counter]
+        .as_u64()
+        .expect("counter")
+}

@@ -1,0 +1,288 @@
+//! The MJPEG server over real HTTP: stream and snapshot URLs, the wire format, HEAD and
+//! 404, per-client fps, passthrough of a JPEG folder, pushed frames, and encoding only
+//! while someone watches.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use frcstream::client::{self, MjpegStream};
+
+#[test]
+fn every_streamed_part_decodes_to_the_configured_size_and_frames_differ() {
+    let streamer = common::start_test_pattern();
+    let address = streamer.local_addr();
+    for path in [
+        "/cam.mjpg",
+        "/stream.mjpg",
+        "/?action=stream",
+        "/cam/stream.mjpg",
+    ] {
+        let mut stream = MjpegStream::open(address, path).expect(path);
+        let mut previous: Option<Vec<u8>> = None;
+        for _ in 0..5 {
+            let part = stream.next_part().expect("a part");
+            assert_eq!(common::decoded_size(&part.jpeg), (640, 480), "{path}");
+            assert!(part.timestamp_us().is_some(), "X-Timestamp in every part");
+            assert_eq!(part.header("content-type"), Some("image/jpeg"));
+            if let Some(previous) = &previous {
+                assert_ne!(previous, &part.jpeg, "{path}: consecutive frames differ");
+            }
+            previous = Some(part.jpeg);
+        }
+    }
+    streamer.stop();
+}
+
+#[test]
+fn the_stream_head_is_cscores() {
+    let streamer = common::start_test_pattern();
+    let stream = MjpegStream::open(streamer.local_addr(), "/cam.mjpg").expect("stream");
+    let header = |name: &str| {
+        stream
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        header("content-type").as_deref(),
+        Some("multipart/x-mixed-replace;boundary=boundarydonotcross")
+    );
+    assert_eq!(header("access-control-allow-origin").as_deref(), Some("*"));
+    assert!(header("cache-control").is_some_and(|v| v.contains("no-cache")));
+    streamer.stop();
+}
+
+#[test]
+fn snapshots_decode() {
+    let streamer = common::start_test_pattern();
+    for path in [
+        "/cam.jpg",
+        "/cam.jpeg",
+        "/?action=snapshot",
+        "/snapshot.jpg",
+    ] {
+        let response = client::get(streamer.local_addr(), path).expect(path);
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(response.header("content-type"), Some("image/jpeg"));
+        assert_eq!(common::decoded_size(&response.body), (640, 480), "{path}");
+    }
+    streamer.stop();
+}
+
+#[test]
+fn head_requests_get_headers_only() {
+    let streamer = common::start_test_pattern();
+    let address = streamer.local_addr();
+    let page = client::request(address, "HEAD", "/", &[], &[]).expect("HEAD /");
+    assert_eq!(page.status, 200);
+    assert!(page.body.is_empty());
+    assert!(page.header("content-length").is_some_and(|l| l != "0"));
+    let stream = client::request(address, "HEAD", "/cam.mjpg", &[], &[]).expect("HEAD stream");
+    assert_eq!(stream.status, 200);
+    assert!(stream.body.is_empty(), "no frames after a HEAD");
+    assert!(
+        stream
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("multipart/x-mixed-replace"))
+    );
+    streamer.stop();
+}
+
+#[test]
+fn unknown_urls_get_a_404_listing_the_valid_ones() {
+    let streamer = common::start_test_pattern();
+    let response = client::get(streamer.local_addr(), "/nothing-here").expect("404");
+    assert_eq!(response.status, 404);
+    let body = response.text();
+    for url in ["/cam.mjpg", "/?action=stream", "/cam.jpg", "/stats.json"] {
+        assert!(body.contains(url), "404 body lists {url}: {body}");
+    }
+    let deleted =
+        client::request(streamer.local_addr(), "DELETE", "/cam.mjpg", &[], &[]).expect("405");
+    assert_eq!(deleted.status, 405);
+    streamer.stop();
+}
+
+#[test]
+fn bad_stream_parameters_get_a_400_that_says_why() {
+    let streamer = common::start_test_pattern();
+    let response = client::get(streamer.local_addr(), "/cam.mjpg?fps=fast").expect("400");
+    assert_eq!(response.status, 400);
+    assert!(response.text().contains("fps"), "{}", response.text());
+    let response = client::get(streamer.local_addr(), "/cam.mjpg?size=big").expect("400");
+    assert_eq!(response.status, 400);
+    assert!(response.text().contains("size"), "{}", response.text());
+    streamer.stop();
+}
+
+#[test]
+fn pages_and_settings_answer() {
+    let streamer = common::start_test_pattern();
+    let address = streamer.local_addr();
+    let index = client::get(address, "/").expect("index");
+    assert_eq!(index.status, 200);
+    assert!(index.text().contains("/cam.mjpg"));
+    assert_eq!(client::get(address, "/cam.html").expect("page").status, 200);
+    assert_eq!(
+        client::get(address, "/fps").expect("fps").text().trim(),
+        "30"
+    );
+    assert_eq!(
+        client::get(address, "/quality")
+            .expect("quality")
+            .text()
+            .trim(),
+        "50"
+    );
+    streamer.stop();
+}
+
+/// Frames per second one client receives over `window`.
+fn measure_fps(stream: &mut MjpegStream, window: Duration) -> f64 {
+    stream.next_part().expect("first part");
+    let started = Instant::now();
+    let mut frames = 0;
+    while started.elapsed() < window {
+        stream.next_part().expect("part");
+        frames += 1;
+    }
+    frames as f64 / started.elapsed().as_secs_f64()
+}
+
+#[test]
+fn a_client_fps_limit_slows_that_client_only() {
+    let streamer = common::start_test_pattern();
+    let address = streamer.local_addr();
+    let slow = std::thread::spawn(move || {
+        let mut stream = MjpegStream::open(address, "/cam.mjpg?fps=5").expect("slow client");
+        measure_fps(&mut stream, Duration::from_secs(3))
+    });
+    let mut full = MjpegStream::open(address, "/cam.mjpg").expect("full-rate client");
+    let full_fps = measure_fps(&mut full, Duration::from_secs(3));
+    let slow_fps = slow.join().expect("slow thread");
+    println!("fps=5 client: {slow_fps:.1} fps; unlimited client: {full_fps:.1} fps");
+    assert!(
+        (3.5..=6.5).contains(&slow_fps),
+        "fps=5 client got {slow_fps:.1}"
+    );
+    assert!(
+        full_fps > 3.0 * slow_fps,
+        "the other client keeps its rate: {full_fps:.1}"
+    );
+    streamer.stop();
+}
+
+#[test]
+fn nothing_is_encoded_while_nobody_watches() {
+    let streamer = common::start_test_pattern();
+    let address = streamer.local_addr();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(common::frame_count(address, "encodes"), 0);
+    assert!(
+        common::frame_count(address, "idle") > 5,
+        "frames were captured meanwhile"
+    );
+    {
+        let mut stream = MjpegStream::open(address, "/cam.mjpg").expect("stream");
+        for _ in 0..5 {
+            stream.next_part().expect("part");
+        }
+    }
+    // The client is gone once the server notices the closed socket (next write).
+    std::thread::sleep(Duration::from_millis(300));
+    let after_viewing = common::frame_count(address, "encodes");
+    assert!(after_viewing >= 5);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        common::frame_count(address, "encodes"),
+        after_viewing,
+        "encoding stops when the last viewer leaves"
+    );
+    streamer.stop();
+}
+
+fn write_jpeg_folder(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    std::fs::create_dir_all(dir).expect("temp dir");
+    (0..4u8)
+        .map(|i| {
+            let pixels: Vec<u8> = (0..320 * 240 * 3)
+                .map(|p| (p as u8).wrapping_mul(i + 1))
+                .collect();
+            let image = turbojpeg::Image {
+                pixels: pixels.as_slice(),
+                width: 320,
+                pitch: 320 * 3,
+                height: 240,
+                format: turbojpeg::PixelFormat::RGB,
+            };
+            let jpeg = turbojpeg::compress(image, 70, turbojpeg::Subsamp::Sub2x2)
+                .expect("compress")
+                .to_vec();
+            std::fs::write(dir.join(format!("frame{i}.jpg")), &jpeg).expect("write");
+            jpeg
+        })
+        .collect()
+}
+
+#[test]
+fn a_jpeg_folder_is_passed_through_byte_for_byte() {
+    let dir = std::env::temp_dir().join(format!("frcstream-it-folder-{}", std::process::id()));
+    let files = write_jpeg_folder(&dir);
+    // A truncated file among them is never forwarded.
+    std::fs::write(dir.join("frame2b.jpg"), &files[0][..files[0].len() / 2]).expect("write");
+    let cameras = format!(
+        "[[camera]]\nname = \"replay\"\nsource = \"folder:{}\"\nfps = 30\n",
+        dir.display()
+    );
+    let streamer = common::start(&cameras, "");
+    let mut stream = MjpegStream::open(streamer.local_addr(), "/replay.mjpg").expect("stream");
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..12 {
+        let part = stream.next_part().expect("part");
+        let index = files.iter().position(|f| *f == part.jpeg);
+        assert!(
+            index.is_some(),
+            "every streamed frame is one of the files, unchanged"
+        );
+        seen.extend(index);
+    }
+    assert_eq!(seen.len(), files.len(), "all files were played");
+    assert!(
+        common::frame_count(streamer.local_addr(), "invalid") >= 1,
+        "the truncated file was counted"
+    );
+    assert_eq!(
+        common::frame_count(streamer.local_addr(), "encodes"),
+        0,
+        "nothing re-encoded"
+    );
+    streamer.stop();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn frames_pushed_by_a_program_are_served_like_a_camera() {
+    let streamer = common::start("[[camera]]\nname = \"overlay\"\nsource = \"pushed\"\n", "");
+    let pushed = streamer.pushed_stream("overlay").expect("push handle");
+    assert!(!pushed.has_viewers());
+    let address = streamer.local_addr();
+    let pusher = std::thread::spawn(move || {
+        let mut rgb = vec![0u8; 160 * 120 * 3];
+        for i in 0..200u32 {
+            rgb.iter_mut().for_each(|p| *p = (i * 3) as u8);
+            if pushed.push_rgb(&rgb, 160, 120).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let mut stream = MjpegStream::open(address, "/overlay.mjpg").expect("stream");
+    let first = stream.next_part().expect("part");
+    assert_eq!(common::decoded_size(&first.jpeg), (160, 120));
+    let second = stream.next_part().expect("part");
+    assert_ne!(first.jpeg, second.jpeg);
+    streamer.stop();
+    pusher.join().expect("pusher");
+}
