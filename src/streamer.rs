@@ -85,7 +85,8 @@ impl Streamer {
         self.pushed.get(name).cloned()
     }
 
-    /// The URLs a user can open, one per address of the machine (or the bound address).
+    /// The URLs a user can open: the page, and each camera's stream on every address of the
+    /// machine (or the bound address), and its snapshot.
     pub fn urls(&self) -> Vec<String> {
         let port = self.local_addr().port();
         let hosts: Vec<String> = match self.local_addr().ip() {
@@ -99,11 +100,15 @@ impl Streamer {
             }
             ip => vec![ip.to_string()],
         };
-        let mut urls = Vec::new();
+        let mut urls: Vec<String> = hosts
+            .iter()
+            .map(|h| format!("http://{h}:{port}/"))
+            .collect();
         for camera in &self.cameras {
             for host in &hosts {
                 urls.push(format!("http://{host}:{port}/{}.mjpg", camera.name));
             }
+            urls.push(format!("http://{}:{port}/{}.jpg", hosts[0], camera.name));
         }
         urls
     }
