@@ -15,7 +15,7 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -111,7 +111,8 @@ pub struct NtClient {
 
 struct Shared {
     state: Mutex<State>,
-    connected: AtomicBool,
+    /// 0 while disconnected, else the [`NtProtocol`] in use (see `protocol_code`).
+    connection: AtomicU8,
     stop: AtomicBool,
     /// Writing a byte here wakes the thread.
     waker: UnixStream,
@@ -156,7 +157,8 @@ struct Retained {
     strong: bool,
     /// When the application wrote it: the base of its timestamp.
     written: Instant,
-    /// Server timestamp it was last sent or received with (0 for defaults).
+    /// Server timestamp it was sent or received with on this connection; before that 1 for
+    /// normal writes and 0 for defaults.
     timestamp_us: i64,
     /// Still to be sent on the current connection.
     pending: bool,
@@ -197,7 +199,7 @@ impl NtClient {
                 subs: Vec::new(),
                 next_uid: 1,
             }),
-            connected: AtomicBool::new(false),
+            connection: AtomicU8::new(0),
             stop: AtomicBool::new(false),
             waker,
         });
@@ -304,7 +306,7 @@ impl NtClient {
             value,
             strong,
             written: Instant::now(),
-            timestamp_us: 0,
+            timestamp_us: i64::from(strong),
             pending: true,
         });
         drop(state);
@@ -315,9 +317,9 @@ impl NtClient {
     /// Subscribes to all topics whose names start with one of `prefixes` (`""` is every
     /// topic except the server's `$` meta topics). The channel receives the values the server
     /// sends: other clients' writes, and on every (re)connect the current value of each
-    /// matching topic (including this client's own). It holds up to 256 updates; when the
-    /// receiver falls behind further, new updates are dropped (and logged). Dropping the
-    /// receiver unsubscribes.
+    /// matching topic (ntcore does not echo this client's own writes back). It holds up to
+    /// 256 updates; when the receiver falls behind further, new updates are dropped (and
+    /// logged). Dropping the receiver unsubscribes.
     pub fn subscribe(&self, prefixes: &[&str]) -> Receiver<NtUpdate> {
         let (tx, rx) = crossbeam_channel::bounded(SUBSCRIPTION_CAPACITY);
         let mut state = self.shared.lock();
@@ -336,7 +338,16 @@ impl NtClient {
 
     /// Whether the websocket connection to the server is up.
     pub fn is_connected(&self) -> bool {
-        self.shared.connected.load(Ordering::Acquire)
+        self.protocol().is_some()
+    }
+
+    /// The protocol revision of the current connection, `None` while disconnected.
+    pub fn protocol(&self) -> Option<NtProtocol> {
+        match self.shared.connection.load(Ordering::Acquire) {
+            1 => Some(NtProtocol::V40),
+            2 => Some(NtProtocol::V41),
+            _ => None,
+        }
     }
 
     /// Closes the connection and joins the thread (the same as dropping the client).
@@ -446,7 +457,7 @@ impl Worker {
         while !self.stopping() {
             let now = Instant::now();
             if now < next_attempt {
-                self.wait(&mut [], next_attempt - now);
+                self.wait(None, next_attempt - now);
                 continue;
             }
             next_attempt = now + RETRY_INTERVAL;
@@ -462,9 +473,13 @@ impl Worker {
                             "4.0"
                         }
                     );
-                    self.shared.connected.store(true, Ordering::Release);
+                    let code = match version {
+                        NtProtocol::V40 => 1,
+                        NtProtocol::V41 => 2,
+                    };
+                    self.shared.connection.store(code, Ordering::Release);
                     let result = Connection::new(&self, ws, version).run();
-                    self.shared.connected.store(false, Ordering::Release);
+                    self.shared.connection.store(0, Ordering::Release);
                     match result {
                         Ok(()) => info!(
                             "NetworkTables: disconnected from {} (client stopped)",
@@ -488,17 +503,19 @@ impl Worker {
         }
     }
 
-    /// Waits until `timeout` passes, the application wakes the thread, or one of `fds`
-    /// (besides the wake-up socket) is ready.
-    fn wait(&self, fds: &mut [libc::pollfd], timeout: Duration) {
-        let mut all: Vec<libc::pollfd> = fds.to_vec();
-        all.push(pollfd(self.wake_rx.as_raw_fd(), libc::POLLIN));
+    /// Waits until `timeout` passes, the application wakes the thread, or `socket` has one
+    /// of the poll events asked for. The caller then simply tries everything (reads, flush).
+    fn wait(&self, socket: Option<(RawFd, libc::c_short)>, timeout: Duration) {
+        let wake = pollfd(self.wake_rx.as_raw_fd(), libc::POLLIN);
+        let mut fds = match socket {
+            Some((fd, events)) => [wake, pollfd(fd, events)],
+            None => [wake, pollfd(-1, 0)], // negative fds are ignored by poll(2)
+        };
         // Round up so a sub-millisecond wait does not spin.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `all` is a valid, exclusively borrowed array of `pollfd` for the whole call,
+        // SAFETY: `fds` is a valid, exclusively borrowed array of `pollfd` for the whole call,
         // and its length is passed alongside.
-        let _ = unsafe { libc::poll(all.as_mut_ptr(), all.len() as libc::nfds_t, ms) };
-        fds.copy_from_slice(&all[..fds.len()]);
+        let _ = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         let mut buf = [0u8; 64];
         while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
     }
@@ -690,10 +707,13 @@ impl<'w> Connection<'w> {
 
     /// Runs until the application stops the client (`Ok`) or the connection fails.
     fn run(mut self) -> Result<(), ConnError> {
-        // Every retained value goes out again on a new connection.
+        // Every retained value goes out again on a new connection. Timestamps of the old
+        // connection mean nothing to this one (the server may have rebooted, its clock with
+        // it): as the spec says, they count as 1 for normal writes and 0 for defaults.
         for topic in self.shared().lock().topics.values_mut() {
             if let Some(value) = &mut topic.value {
                 value.pending = true;
+                value.timestamp_us = i64::from(value.strong);
             }
         }
         let (timeout, rtt_interval) = match self.version {
@@ -748,8 +768,8 @@ impl<'w> Connection<'w> {
                 events |= libc::POLLOUT;
                 wait = wait.min(SEND_STALL_TIMEOUT);
             }
-            let mut fds = [pollfd(self.ws.get_ref().tcp.as_raw_fd(), events)];
-            self.worker.wait(&mut fds, wait);
+            let fd = self.ws.get_ref().tcp.as_raw_fd();
+            self.worker.wait(Some((fd, events)), wait);
         }
     }
 
