@@ -36,7 +36,7 @@ if ! installed; then
         rm -rf "$venv"
         "$py" -m venv "$venv" >&2
         "$venv/bin/python" -m pip install --disable-pip-version-check -q \
-            --timeout 30 "pyntcore==$version" >&2
+            --timeout 20 --retries 1 "pyntcore==$version" >&2
         installed || { echo "ensure-pyntcore: pyntcore $version does not import" >&2; exit 1; }
     fi
 fi

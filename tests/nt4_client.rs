@@ -242,8 +242,8 @@ fn dashboard_writes_reach_subscribers() {
         assert!(u.topic.starts_with("/cfg/"), "{u:?}");
     }
 
-    // The subscription's retained copy is what a dropped receiver stops getting: dropping
-    // it unsubscribes without disturbing the client.
+    // Dropping a receiver unsubscribes without disturbing the client; a new subscription
+    // starts with the current value.
     drop(rx);
     server.set("/cfg/brightness", "double", json!(0.5));
     let rx2 = nt.subscribe(&["/cfg/brightness"]);

@@ -37,6 +37,8 @@ use super::value::{NtType, NtValue};
 const DEFAULT_PORT: u16 = 5810;
 const SUBPROTOCOL_V41: &str = "v4.1.networktables.first.wpi.edu";
 const SUBPROTOCOL_V40: &str = "networktables.first.wpi.edu";
+/// The `Sec-WebSocket-Protocol` offer for [`NtProtocol::V41`]: 4.1 preferred, 4.0 fallback.
+const OFFER_V41: &str = "v4.1.networktables.first.wpi.edu, networktables.first.wpi.edu";
 /// Time between connection attempts (ntcore's value).
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// Limit for TCP connect plus websocket handshake (ntcore's value).
@@ -74,6 +76,15 @@ pub enum NtProtocol {
     V40,
 }
 
+impl std::fmt::Display for NtProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NtProtocol::V41 => "NT 4.1",
+            NtProtocol::V40 => "NT 4.0",
+        })
+    }
+}
+
 /// Where to connect and as whom.
 #[derive(Debug, Clone)]
 pub struct NtClientConfig {
@@ -81,6 +92,7 @@ pub struct NtClientConfig {
     pub server: String,
     /// The name in `/nt/<client_name>`. The server makes it unique by appending `@N`.
     pub client_name: String,
+    /// The revisions to offer; the default (4.1 with 4.0 fallback) suits every server.
     pub protocol: NtProtocol,
 }
 
@@ -111,7 +123,7 @@ pub struct NtClient {
 
 struct Shared {
     state: Mutex<State>,
-    /// 0 while disconnected, else the [`NtProtocol`] in use (see `protocol_code`).
+    /// The protocol of the live connection: 0 none, 1 for 4.0, 2 for 4.1.
     connection: AtomicU8,
     stop: AtomicBool,
     /// Writing a byte here wakes the thread.
@@ -121,6 +133,23 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn connection(&self) -> Option<NtProtocol> {
+        match self.connection.load(Ordering::Acquire) {
+            1 => Some(NtProtocol::V40),
+            2 => Some(NtProtocol::V41),
+            _ => None,
+        }
+    }
+
+    fn set_connection(&self, protocol: Option<NtProtocol>) {
+        let code = match protocol {
+            None => 0,
+            Some(NtProtocol::V40) => 1,
+            Some(NtProtocol::V41) => 2,
+        };
+        self.connection.store(code, Ordering::Release);
     }
 
     fn wake(&self) {
@@ -319,7 +348,7 @@ impl NtClient {
     /// sends: other clients' writes, and on every (re)connect the current value of each
     /// matching topic (ntcore does not echo this client's own writes back). It holds up to
     /// 256 updates; when the receiver falls behind further, new updates are dropped (and
-    /// logged). Dropping the receiver unsubscribes.
+    /// logged). Dropping the receiver unsubscribes (noticed at the next matching update).
     pub fn subscribe(&self, prefixes: &[&str]) -> Receiver<NtUpdate> {
         let (tx, rx) = crossbeam_channel::bounded(SUBSCRIPTION_CAPACITY);
         let mut state = self.shared.lock();
@@ -343,11 +372,7 @@ impl NtClient {
 
     /// The protocol revision of the current connection, `None` while disconnected.
     pub fn protocol(&self) -> Option<NtProtocol> {
-        match self.shared.connection.load(Ordering::Acquire) {
-            1 => Some(NtProtocol::V40),
-            2 => Some(NtProtocol::V41),
-            _ => None,
-        }
+        self.shared.connection()
     }
 
     /// Closes the connection and joins the thread (the same as dropping the client).
@@ -464,22 +489,10 @@ impl Worker {
             match self.connect() {
                 Ok((ws, version)) => {
                     failure_logged = false;
-                    info!(
-                        "NetworkTables: connected to {} (NT {})",
-                        self.label,
-                        if version == NtProtocol::V41 {
-                            "4.1"
-                        } else {
-                            "4.0"
-                        }
-                    );
-                    let code = match version {
-                        NtProtocol::V40 => 1,
-                        NtProtocol::V41 => 2,
-                    };
-                    self.shared.connection.store(code, Ordering::Release);
+                    info!("NetworkTables: connected to {} ({version})", self.label);
+                    self.shared.set_connection(Some(version));
                     let result = Connection::new(&self, ws, version).run();
-                    self.shared.connection.store(0, Ordering::Release);
+                    self.shared.set_connection(None);
                     match result {
                         Ok(()) => info!(
                             "NetworkTables: disconnected from {} (client stopped)",
@@ -550,9 +563,7 @@ impl Worker {
 
         let mut request = self.url.as_str().into_client_request()?;
         let offer = match self.protocol {
-            NtProtocol::V41 => HeaderValue::from_static(
-                "v4.1.networktables.first.wpi.edu, networktables.first.wpi.edu",
-            ),
+            NtProtocol::V41 => HeaderValue::from_static(OFFER_V41),
             NtProtocol::V40 => HeaderValue::from_static(SUBPROTOCOL_V40),
         };
         request

@@ -366,10 +366,6 @@ impl Proxy {
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::Acquire)
     }
-
-    pub fn set_mode(&self, mode: ProxyMode) {
-        self.mode.store(mode as u8, Ordering::Release);
-    }
 }
 
 impl Drop for Proxy {
