@@ -207,6 +207,13 @@ fn publishes_every_type_to_a_dashboard() {
         .expect("set");
     assert!(server.wait_value("dashboard", "/t/int", "int", &json!(7), SOON));
     assert!(server.wait_value("dashboard", "/t/strings", "string[]", &json!(["x"]), SOON));
+
+    // Unpublishing removes the topic from the server (nobody else publishes it).
+    nt.unpublish("/t/raw").expect("unpublish");
+    let gone = wait_for(SOON, || {
+        (!server.topics().iter().any(|(name, _)| name == "/t/raw")).then_some(())
+    });
+    assert!(gone.is_some(), "/t/raw still on the server");
     server.assert_clean_log("frcstream");
 }
 

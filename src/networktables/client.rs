@@ -602,6 +602,23 @@ impl Worker {
     }
 }
 
+/// Removes from `sent` the publisher or subscription ids no longer `live`, queueing the
+/// `retire` message (unpublish, unsubscribe) for each.
+fn retire_gone(
+    sent: &mut HashSet<i64>,
+    live: &HashSet<i64>,
+    retire: fn(i64) -> Json,
+    control: &mut Vec<Json>,
+) {
+    sent.retain(|uid| {
+        let keep = live.contains(uid);
+        if !keep {
+            control.push(retire(*uid));
+        }
+        keep
+    });
+}
+
 fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
     libc::pollfd {
         fd,
@@ -822,14 +839,13 @@ impl<'w> Connection<'w> {
             let mut state = self.shared().lock();
             let state = &mut *state;
 
-            let live: HashSet<i64> = state.topics.values().map(|t| t.pubuid).collect();
-            self.published.retain(|pubuid| {
-                let keep = live.contains(pubuid);
-                if !keep {
-                    control.push(protocol::unpublish_message(*pubuid));
-                }
-                keep
-            });
+            let live = state.topics.values().map(|t| t.pubuid).collect();
+            retire_gone(
+                &mut self.published,
+                &live,
+                protocol::unpublish_message,
+                &mut control,
+            );
             for (name, topic) in &mut state.topics {
                 if self.published.insert(topic.pubuid) {
                     control.push(protocol::publish_message(
@@ -866,14 +882,13 @@ impl<'w> Connection<'w> {
             }
 
             state.subs.retain(|s| !s.closed);
-            let live: HashSet<i64> = state.subs.iter().map(|s| s.subuid).collect();
-            self.subscribed.retain(|subuid| {
-                let keep = live.contains(subuid);
-                if !keep {
-                    control.push(protocol::unsubscribe_message(*subuid));
-                }
-                keep
-            });
+            let live = state.subs.iter().map(|s| s.subuid).collect();
+            retire_gone(
+                &mut self.subscribed,
+                &live,
+                protocol::unsubscribe_message,
+                &mut control,
+            );
             for sub in &state.subs {
                 if self.subscribed.insert(sub.subuid) {
                     control.push(protocol::subscribe_message(sub.subuid, &sub.prefixes));
