@@ -19,6 +19,7 @@ pub mod frame_slot;
 pub mod http;
 pub mod jpeg;
 pub mod net;
+pub mod networktables;
 pub mod pacing;
 pub mod source;
 pub mod stats;
