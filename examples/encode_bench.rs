@@ -67,6 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 width: width as u32,
                 height: height as u32,
                 captured_us: 0,
+                dropped_before: 0,
             };
             let (encoded, _) = encoder.process(&captured, quality as u8, seq)?;
             our_bytes += encoded.jpeg().len();

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{CameraConfig, FPS_RANGE, QUALITY_RANGE};
+use crate::controls::CameraControls;
 use crate::frame_slot::FrameSlot;
 use crate::source::Mode;
 use crate::stats::CameraStats;
@@ -15,6 +16,8 @@ pub struct Camera {
     pub settings: Settings,
     pub slot: Arc<FrameSlot>,
     pub stats: Arc<CameraStats>,
+    /// V4L2 controls (empty for other sources).
+    pub controls: Arc<CameraControls>,
     mode: Mutex<Mode>,
     source: Mutex<String>,
     connected: AtomicBool,
@@ -27,6 +30,17 @@ impl Camera {
             settings: Settings::new(config.fps, u32::from(config.quality)),
             slot: Arc::new(FrameSlot::new()),
             stats: Arc::new(CameraStats::default()),
+            controls: {
+                let controls = CameraControls::default();
+                controls.set_wanted(
+                    config
+                        .controls
+                        .iter()
+                        .map(|c| (c.name.clone(), c.value.clone()))
+                        .collect(),
+                );
+                Arc::new(controls)
+            },
             mode: Mutex::new(Mode {
                 width: config.width,
                 height: config.height,

@@ -2,88 +2,221 @@
 //! the camera's fps limit, encodes (or checks and passes through) only while someone
 //! watches, and publishes the result to the camera's frame slot.
 //!
+//! When the source is lost (an unplugged camera), it publishes a NO SIGNAL card twice a
+//! second, so clients keep their connection and never see a frozen picture, and asks the
+//! source to reconnect four times a second until it is back.
+//!
 //! It never waits on a client: publishing is a pointer swap. It stops when the shared stop
 //! flag is set, within one poll interval.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::camera::Camera;
 use crate::encode::{Encoder, Work};
+use crate::frame::{CapturedFrame, FrameKind, Pixels, monotonic_us};
+use crate::no_signal::NoSignalCard;
 use crate::pacing::Pacer;
 use crate::source::{FrameSource, SourceError};
 
 /// How long a source may block before the stop flag is looked at again.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a lost source is asked to reconnect.
+const RECONNECT_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the NO SIGNAL card is sent while the source is lost (Shuffleboard drops a
+/// stream that sends nothing for a second).
+const NO_SIGNAL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// How long to wait before asking a failed source again.
-const RETRY_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Starts the capture thread of `camera`.
+/// Starts the capture thread of `camera`. `connected` says whether the source is open.
 pub fn spawn(
     camera: Arc<Camera>,
     source: Box<dyn FrameSource>,
+    connected: bool,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("capture-{}", camera.name))
-        .spawn(move || run(&camera, source, &stop))
+        .spawn(move || {
+            let mut capture = match Capture::new(&camera, source) {
+                Ok(capture) => capture,
+                Err(e) => {
+                    log::error!("{}: cannot start the JPEG encoder: {e}", camera.name);
+                    return;
+                }
+            };
+            capture.run(connected, &stop);
+            camera.slot.close();
+        })
 }
 
-fn run(camera: &Camera, mut source: Box<dyn FrameSource>, stop: &AtomicBool) {
-    let mut encoder = match Encoder::new() {
-        Ok(encoder) => encoder,
-        Err(e) => {
-            log::error!("{}: cannot start the JPEG encoder: {e}", camera.name);
-            return;
+struct Capture<'a> {
+    camera: &'a Camera,
+    source: Box<dyn FrameSource>,
+    encoder: Encoder,
+    pacer: Pacer,
+    no_signal: Option<NoSignalCard>,
+}
+
+impl<'a> Capture<'a> {
+    fn new(
+        camera: &'a Camera,
+        source: Box<dyn FrameSource>,
+    ) -> Result<Self, crate::encode::EncodeError> {
+        Ok(Capture {
+            camera,
+            source,
+            encoder: Encoder::new()?,
+            pacer: Pacer::default(),
+            no_signal: None,
+        })
+    }
+
+    fn run(&mut self, mut connected: bool, stop: &AtomicBool) {
+        self.camera
+            .set_source_description(self.source.description());
+        if connected {
+            self.on_connected();
         }
-    };
-    camera.set_mode(source.mode());
-    camera.set_source_description(source.description());
-    camera.set_connected(true);
-    let mut pacer = Pacer::default();
-    let stats = &camera.stats;
-    while !stop.load(Ordering::Relaxed) {
-        let frame = match source.next_frame(POLL_INTERVAL) {
-            Ok(frame) => frame,
-            Err(SourceError::Timeout) => continue,
-            Err(e @ (SourceError::Disconnected(_) | SourceError::Failed(_))) => {
-                log::warn!("{}: {e}", camera.name);
-                camera.set_connected(false);
-                std::thread::sleep(RETRY_INTERVAL);
+        while !stop.load(Ordering::Relaxed) {
+            if !connected {
+                connected = self.recover(stop);
                 continue;
             }
-        };
-        stats.captured.add(1);
-        if !camera.slot.has_viewers() {
-            stats.idle_frames.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        if !pacer.admit(frame.captured_us, camera.settings.fps()) {
-            continue;
-        }
-        let seq = camera.slot.next_seq();
-        match encoder.process(&frame, camera.settings.quality(), seq) {
-            Ok((encoded, work)) => {
-                let counter = match work {
-                    Work::Encoded => &stats.encodes,
-                    Work::PassedThrough => &stats.passthroughs,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                camera.slot.publish(encoded);
-                stats.published.add(1);
-            }
-            Err(e) => {
-                let dropped = stats.invalid_frames.fetch_add(1, Ordering::Relaxed) + 1;
-                // The first bad frame, then one line per hundred: a broken camera must not
-                // flood the log of a Pi.
-                if dropped == 1 || dropped % 100 == 0 {
-                    log::warn!("{}: dropped frame ({dropped} so far): {e}", camera.name);
+            match self.source.next_frame(POLL_INTERVAL) {
+                Ok(frame) => handle_frame(self.camera, &mut self.encoder, &mut self.pacer, &frame),
+                Err(SourceError::Timeout) => {}
+                Err(e @ (SourceError::Disconnected(_) | SourceError::Failed(_))) => {
+                    log::warn!(
+                        "{}: camera lost: {e}; showing NO SIGNAL until it is back",
+                        self.camera.name
+                    );
+                    connected = false;
                 }
             }
         }
     }
-    camera.slot.close();
+
+    fn on_connected(&mut self) {
+        self.camera.set_mode(self.source.mode());
+        self.camera.set_connected(true);
+    }
+
+    /// Shows NO SIGNAL and retries the source until it is back (true) or stop is set.
+    fn recover(&mut self, stop: &AtomicBool) -> bool {
+        self.camera.set_connected(false);
+        let lost_at = Instant::now();
+        let mut next_card = lost_at;
+        let mut next_try = lost_at;
+        let mut last_error = String::new();
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now >= next_card {
+                self.publish_no_signal(lost_at.elapsed().as_secs());
+                next_card += NO_SIGNAL_INTERVAL;
+            }
+            if now >= next_try {
+                match self.source.reconnect() {
+                    Ok(()) => {
+                        log::info!(
+                            "{}: camera back after {} ms: {}",
+                            self.camera.name,
+                            lost_at.elapsed().as_millis(),
+                            self.source.mode()
+                        );
+                        self.on_connected();
+                        return true;
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        if message != last_error {
+                            log::info!(
+                                "{}: still waiting for the camera: {message}",
+                                self.camera.name
+                            );
+                            last_error = message;
+                        }
+                    }
+                }
+                next_try = Instant::now() + RECONNECT_INTERVAL;
+            }
+            let wake = next_card.min(next_try);
+            std::thread::sleep(
+                wake.saturating_duration_since(Instant::now())
+                    .min(POLL_INTERVAL),
+            );
+        }
+        false
+    }
+
+    fn publish_no_signal(&mut self, seconds: u64) {
+        if !self.camera.slot.has_viewers() {
+            return;
+        }
+        let mode = self.camera.mode();
+        let (width, height) = (mode.width.max(16) & !1, mode.height.max(16));
+        let card = match &mut self.no_signal {
+            Some(card) if card.size() == (width, height) => card,
+            slot => slot.insert(NoSignalCard::new(&self.camera.name, width, height)),
+        };
+        let frame = CapturedFrame {
+            pixels: Pixels::Yuyv(card.render(seconds)),
+            width,
+            height,
+            captured_us: monotonic_us(),
+            dropped_before: 0,
+        };
+        let seq = self.camera.slot.next_seq();
+        let quality = self.camera.settings.quality();
+        match self
+            .encoder
+            .process_as(&frame, quality, seq, FrameKind::NoSignal)
+        {
+            Ok((encoded, _)) => self.camera.slot.publish(encoded),
+            Err(e) => log::warn!("{}: cannot draw NO SIGNAL: {e}", self.camera.name),
+        }
+    }
+}
+
+fn handle_frame(
+    camera: &Camera,
+    encoder: &mut Encoder,
+    pacer: &mut Pacer,
+    frame: &CapturedFrame<'_>,
+) {
+    let stats = &camera.stats;
+    stats.captured.add(1);
+    if frame.dropped_before > 0 {
+        stats
+            .camera_drops
+            .fetch_add(u64::from(frame.dropped_before), Ordering::Relaxed);
+    }
+    if !camera.slot.has_viewers() {
+        stats.idle_frames.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    if !pacer.admit(frame.captured_us, camera.settings.fps()) {
+        return;
+    }
+    let seq = camera.slot.next_seq();
+    match encoder.process(frame, camera.settings.quality(), seq) {
+        Ok((encoded, work)) => {
+            let counter = match work {
+                Work::Encoded => &stats.encodes,
+                Work::PassedThrough => &stats.passthroughs,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            camera.slot.publish(encoded);
+            stats.published.add(1);
+        }
+        Err(e) => {
+            let dropped = stats.invalid_frames.fetch_add(1, Ordering::Relaxed) + 1;
+            // The first bad frame, then one line per hundred: a broken camera must not
+            // flood the log of a Pi.
+            if dropped == 1 || dropped % 100 == 0 {
+                log::warn!("{}: dropped frame ({dropped} so far): {e}", camera.name);
+            }
+        }
+    }
 }

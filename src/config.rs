@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use crate::controls::ControlValue;
+
 /// Where `frcstream` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/frcstream/frcstream.toml";
 
@@ -63,6 +65,17 @@ pub struct CameraConfig {
     pub fps: u32,
     pub quality: u8,
     pub format: PixelFormatChoice,
+    /// `[camera.controls]`: V4L2 controls to set after every (re)connect, in file order.
+    pub controls: Vec<ControlSetting>,
+}
+
+/// One entry of `[camera.controls]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlSetting {
+    pub name: String,
+    pub value: ControlValue,
+    /// Line in the config file, for error messages.
+    pub line: usize,
 }
 
 impl CameraConfig {
@@ -76,6 +89,7 @@ impl CameraConfig {
             fps: 30,
             quality: DEFAULT_QUALITY,
             format: PixelFormatChoice::Auto,
+            controls: Vec::new(),
         }
     }
 }
@@ -93,6 +107,8 @@ pub enum SourceSpec {
     JpegFolder(PathBuf),
     /// `pushed`: frames are pushed by a program through the library.
     Pushed,
+    /// `v4l2:<device>`: a USB camera, e.g. `v4l2:/dev/v4l/by-id/usb-...-video-index0`.
+    V4l2(PathBuf),
 }
 
 impl fmt::Display for SourceSpec {
@@ -101,6 +117,7 @@ impl fmt::Display for SourceSpec {
             SourceSpec::TestPattern => write!(f, "test-pattern"),
             SourceSpec::JpegFolder(dir) => write!(f, "folder:{}", dir.display()),
             SourceSpec::Pushed => write!(f, "pushed"),
+            SourceSpec::V4l2(path) => write!(f, "v4l2:{}", path.display()),
         }
     }
 }
@@ -115,6 +132,12 @@ impl std::str::FromStr for SourceSpec {
         if text == "pushed" {
             return Ok(SourceSpec::Pushed);
         }
+        if let Some(device) = text.strip_prefix("v4l2:") {
+            if !device.starts_with("/dev/") {
+                return Err("`v4l2:` needs a device path under /dev, e.g. \"v4l2:/dev/v4l/by-id/usb-...-video-index0\" (frcstream --list-cameras shows them)".to_owned());
+            }
+            return Ok(SourceSpec::V4l2(PathBuf::from(device)));
+        }
         if let Some(dir) = text.strip_prefix("folder:") {
             if dir.is_empty() {
                 return Err("`folder:` needs a directory, e.g. \"folder:/home/pi/frames\"".into());
@@ -122,7 +145,7 @@ impl std::str::FromStr for SourceSpec {
             return Ok(SourceSpec::JpegFolder(PathBuf::from(dir)));
         }
         Err(format!(
-            "unknown source \"{text}\": expected \"test-pattern\", \"folder:<dir>\" or \"pushed\""
+            "unknown source \"{text}\": expected \"v4l2:/dev/...\", \"test-pattern\", \"folder:<dir>\" or \"pushed\""
         ))
     }
 }
@@ -240,7 +263,7 @@ impl Config {
                 inner.message().to_owned(),
             )
         })?;
-        raw.validate().map_err(|(span, key, message)| {
+        raw.validate(text).map_err(|(span, key, message)| {
             invalid(Location::at(text, Some(span), Some(key)), message)
         })
     }
@@ -272,12 +295,14 @@ struct RawCamera {
     quality: u8,
     #[serde(default = "default_format")]
     format: Spanned<PixelFormatChoice>,
+    #[serde(default = "no_controls")]
+    controls: Spanned<toml::Table>,
 }
 
 type ValidationError = (std::ops::Range<usize>, String, String);
 
 impl RawConfig {
-    fn validate(self) -> Result<Config, ValidationError> {
+    fn validate(self, text: &str) -> Result<Config, ValidationError> {
         if self.cameras.is_empty() {
             return Err((
                 0..0,
@@ -304,6 +329,22 @@ impl RawConfig {
             let format = raw.format.into_inner();
             check_format_for_source(&raw.source, format)
                 .map_err(|m| (format_span, key("format"), m))?;
+            let controls_span = raw.controls.span();
+            let controls =
+                control_settings(raw.controls.into_inner(), text).map_err(|(key, m)| {
+                    (
+                        controls_span.clone(),
+                        format!("camera[{index}].controls.{key}"),
+                        m,
+                    )
+                })?;
+            if !controls.is_empty() && !matches!(raw.source, SourceSpec::V4l2(_)) {
+                return Err((
+                    controls_span,
+                    key("controls"),
+                    "[camera.controls] only applies to v4l2 cameras".to_owned(),
+                ));
+            }
             cameras.push(CameraConfig {
                 name,
                 source: raw.source,
@@ -312,6 +353,7 @@ impl RawConfig {
                 fps: raw.fps,
                 quality: raw.quality,
                 format,
+                controls,
             });
         }
         Ok(Config {
@@ -319,6 +361,45 @@ impl RawConfig {
             cameras,
         })
     }
+}
+
+/// `[camera.controls]` entries: numbers, booleans or menu entry names, with their lines.
+fn control_settings(
+    table: toml::Table,
+    text: &str,
+) -> Result<Vec<ControlSetting>, (String, String)> {
+    let mut settings = Vec::new();
+    for (name, value) in table {
+        let value = match value {
+            toml::Value::Integer(v) => ControlValue::Int(v),
+            toml::Value::Boolean(v) => ControlValue::Bool(v),
+            toml::Value::String(v) => ControlValue::Text(v),
+            other => {
+                return Err((
+                    name,
+                    format!(
+                        "a control takes a number, true/false or a menu entry name, not a {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        };
+        let line = find_key_line(text, &name);
+        settings.push(ControlSetting { name, value, line });
+    }
+    settings.sort_by_key(|s| s.line);
+    Ok(settings)
+}
+
+/// The line where `key = ...` first appears (1-based; 0 if not found).
+fn find_key_line(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(0, |i| i + 1)
 }
 
 /// A camera name must be usable as a URL path segment and a NetworkTables key.
@@ -349,7 +430,7 @@ fn check_format_for_source(source: &SourceSpec, format: PixelFormatChoice) -> Re
         (_, PixelFormatChoice::Auto) => Ok(()),
         (SourceSpec::TestPattern, PixelFormatChoice::Yuyv) => Ok(()),
         (SourceSpec::JpegFolder(_), PixelFormatChoice::Mjpeg) => Ok(()),
-        (SourceSpec::Pushed, _) => Ok(()),
+        (SourceSpec::Pushed | SourceSpec::V4l2(_), _) => Ok(()),
         (SourceSpec::TestPattern, PixelFormatChoice::Mjpeg) => {
             Err("the test pattern makes YUYV frames: use format = \"yuyv\" or \"auto\"".into())
         }
@@ -373,6 +454,9 @@ fn default_fps() -> u32 {
 }
 fn default_quality() -> u8 {
     DEFAULT_QUALITY
+}
+fn no_controls() -> Spanned<toml::Table> {
+    Spanned::new(0..0, toml::Table::new())
 }
 fn default_format() -> Spanned<PixelFormatChoice> {
     Spanned::new(0..0, PixelFormatChoice::Auto)
@@ -507,6 +591,39 @@ mod tests {
         assert!(
             error_text("[[camera]]\nname = \"a\"\nsource = \"webcam\"\n")
                 .contains("unknown source")
+        );
+    }
+
+    #[test]
+    fn v4l2_cameras_take_controls_in_file_order() {
+        let config = parse(
+            "[[camera]]\nname = \"front\"\nsource = \"v4l2:/dev/video0\"\n[camera.controls]\nexposure_time_absolute = 20\nauto_exposure = \"manual\"\nhflip = true\n",
+        )
+        .expect("valid");
+        let camera = &config.cameras[0];
+        assert_eq!(
+            camera.source,
+            SourceSpec::V4l2(PathBuf::from("/dev/video0"))
+        );
+        let names: Vec<&str> = camera.controls.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["exposure_time_absolute", "auto_exposure", "hflip"]);
+        assert_eq!(camera.controls[0].line, 5);
+        assert_eq!(
+            camera.controls[1].value,
+            ControlValue::Text("manual".into())
+        );
+        let message = error_text("[[camera]]\nname = \"a\"\n[camera.controls]\nbrightness = 1\n");
+        assert!(message.contains("only applies to v4l2"), "{message}");
+        let message = error_text(
+            "[[camera]]\nname = \"a\"\nsource = \"v4l2:/dev/video0\"\n[camera.controls]\nbrightness = 1.5\n",
+        );
+        assert!(
+            message.contains("camera[0].controls.brightness"),
+            "{message}"
+        );
+        assert!(
+            error_text("[[camera]]\nname = \"a\"\nsource = \"v4l2:video0\"\n")
+                .contains("under /dev")
         );
     }
 

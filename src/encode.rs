@@ -66,12 +66,23 @@ impl Encoder {
         quality: u8,
         seq: u64,
     ) -> Result<(Arc<Frame>, Work), EncodeError> {
+        self.process_as(frame, quality, seq, FrameKind::Live)
+    }
+
+    /// [`Encoder::process`], marking the frame as `kind` (e.g. the NO SIGNAL card).
+    pub fn process_as(
+        &mut self,
+        frame: &CapturedFrame<'_>,
+        quality: u8,
+        seq: u64,
+        kind: FrameKind,
+    ) -> Result<(Arc<Frame>, Work), EncodeError> {
         let mut out = self.pool.take();
         let target = Arc::get_mut(&mut out).expect("the pool hands out unshared frames");
         let result = self.fill(frame, quality, target);
         target.seq = seq;
         target.captured_us = frame.captured_us;
-        target.kind = FrameKind::Live;
+        target.kind = kind;
         // Kept even on error: the buffer is still good for the next frame.
         self.pool.keep(&out);
         result.map(|work| (out, work))
@@ -280,6 +291,7 @@ mod tests {
             width,
             height,
             captured_us: 42,
+            dropped_before: 0,
         }
     }
 

@@ -57,6 +57,8 @@ pub struct CapturedFrame<'a> {
     pub width: u32,
     pub height: u32,
     pub captured_us: u64,
+    /// Frames the device dropped just before this one (gaps in its sequence numbers).
+    pub dropped_before: u32,
 }
 
 /// What a published frame shows.

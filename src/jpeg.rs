@@ -41,17 +41,35 @@ const DHT: u8 = 0xC4;
 /// Checks the structure of a JPEG up to its scan and its end marker. Costs a walk over the
 /// header segments only, never over the entropy-coded data.
 pub fn check(data: &[u8]) -> Result<JpegInfo, JpegError> {
-    let len = data.len() - data.iter().rev().take_while(|&&b| b == 0).count();
-    let data = &data[..len];
     if data.len() < 4 {
         return Err(JpegError::TooShort(data.len()));
     }
     if data[0] != 0xFF || data[1] != SOI {
         return Err(JpegError::NoStartMarker);
     }
-    if data[len - 2] != 0xFF || data[len - 1] != EOI {
-        return Err(JpegError::NoEndMarker);
+    let mut info = walk_headers(data)?;
+    info.len = end_of_image(data, info.scan_offset)?;
+    Ok(info)
+}
+
+/// Where the JPEG ends: after its EOI marker. Drivers may hand out a buffer padded with
+/// zeros or, like v4l2loopback's first frame, followed by junk: both are cut off. Inside
+/// the scan, 0xFF is always stuffed, so the first FF D9 after it is the end.
+fn end_of_image(data: &[u8], scan_offset: usize) -> Result<usize, JpegError> {
+    let trimmed = data.len() - data.iter().rev().take_while(|&&b| b == 0).count();
+    if trimmed >= 2 && data[trimmed - 2] == 0xFF && data[trimmed - 1] == EOI {
+        return Ok(trimmed);
     }
+    data[scan_offset..]
+        .windows(2)
+        .position(|pair| pair == [0xFF, EOI])
+        .map(|pos| scan_offset + pos + 2)
+        .ok_or(JpegError::NoEndMarker)
+}
+
+/// Walks the marker segments from SOI to SOS.
+fn walk_headers(data: &[u8]) -> Result<JpegInfo, JpegError> {
+    let len = data.len();
     let mut pos = 2;
     let mut has_huffman_tables = false;
     let mut size = None;
@@ -73,7 +91,7 @@ pub fn check(data: &[u8]) -> Result<JpegInfo, JpegError> {
             Some(bytes) => usize::from(u16::from_be_bytes([bytes[0], bytes[1]])),
             None => return Err(JpegError::BrokenSegment(marker_offset)),
         };
-        if length < 2 || pos + length > len - 2 {
+        if length < 2 || pos + length > len {
             return Err(JpegError::BrokenSegment(marker_offset));
         }
         let segment = &data[pos + 2..pos + length];
@@ -98,6 +116,7 @@ pub fn check(data: &[u8]) -> Result<JpegInfo, JpegError> {
                 let width = u16::from_be_bytes([segment[3], segment[4]]);
                 size = Some((u32::from(width), u32::from(height)));
             }
+            EOI => return Err(JpegError::NoFrameHeader),
             _ => {}
         }
         pos += length;
@@ -230,9 +249,18 @@ mod tests {
     }
 
     #[test]
-    fn truncated_and_garbled_frames_are_refused() {
+    fn junk_after_the_end_is_cut_off() {
         let jpeg = sample_jpeg(32, 32);
-        assert_eq!(check(&jpeg[..jpeg.len() / 2]), Err(JpegError::NoEndMarker));
+        let mut padded = jpeg.clone();
+        padded.extend((0..5000u32).map(|i| (i * 7 + 1) as u8 | 1));
+        assert_eq!(check(&padded).expect("valid").len, jpeg.len());
+    }
+
+    #[test]
+    fn truncated_and_garbled_frames_are_refused() {
+        let jpeg = sample_jpeg(128, 96);
+        assert_eq!(check(&jpeg[..jpeg.len() - 10]), Err(JpegError::NoEndMarker));
+        assert!(check(&jpeg[..jpeg.len() / 2]).is_err());
         assert_eq!(check(&jpeg[1..]), Err(JpegError::NoStartMarker));
         assert_eq!(check(&[0xFF, 0xD8]), Err(JpegError::TooShort(2)));
         assert!(check(&[0xFF, 0xD8, 0xFF, 0xE0, 0x7F, 0xFF, 0xFF, 0xD9]).is_err());

@@ -16,10 +16,14 @@ const USAGE: &str = "\
 frcstream — camera streamer for FRC robot coprocessors
 
 Usage: frcstream [--config <file>]
+       frcstream --list-cameras
 
 Options:
   -c, --config <file>  configuration file (default: /etc/frcstream/frcstream.toml if it
-                       exists, else a built-in test-pattern camera named \"cam\")
+                       exists, else the first USB camera found, named \"cam\", or a
+                       test pattern when there is none)
+  --list-cameras       every camera with its stable names, formats, sizes, frame rates
+                       and controls, written as config to paste
   -h, --help           this text
   -V, --version        the version
 
@@ -27,6 +31,7 @@ Logging: RUST_LOG=debug (or info, warn, error); default info.";
 
 enum Command {
     Run { config: Option<PathBuf> },
+    ListCameras,
     Help,
     Version,
 }
@@ -38,6 +43,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Command, String> {
         match arg.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
+            "--list-cameras" => return Ok(Command::ListCameras),
             "-c" | "--config" => match args.next() {
                 Some(path) => config = Some(PathBuf::from(path)),
                 None => return Err(format!("{arg} needs a file name")),
@@ -72,11 +78,24 @@ fn load_config(explicit: Option<PathBuf>) -> Result<(Config, String), config::Co
         let config = Config::load(&default_path)?;
         return Ok((config, format!("config {}", default_path.display())));
     }
+    let mut config = Config::embedded_default();
+    let cameras = frcstream::source::v4l2::discover::find_cameras();
+    let choice = match cameras.first() {
+        Some(found) => {
+            let path = found.stable_path().to_owned();
+            config.cameras[0].source = config::SourceSpec::V4l2(path.clone());
+            format!(
+                "the first camera found, {} ({}), named \"cam\"",
+                path.display(),
+                found.card
+            )
+        }
+        None => "no camera found, so a 640x480 test pattern named \"cam\"".to_owned(),
+    };
     Ok((
-        Config::embedded_default(),
+        config,
         format!(
-            "no config file ({} does not exist): using the built-in default, \
-             a 640x480 test pattern named \"cam\"",
+            "no config file ({} does not exist): using the built-in default: {choice}",
             config::DEFAULT_CONFIG_PATH
         ),
     ))
@@ -97,6 +116,14 @@ fn main() -> ExitCode {
         }
         Command::Version => {
             println!("frcstream {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::ListCameras => {
+            let cameras = frcstream::source::v4l2::discover::find_cameras();
+            print!(
+                "{}",
+                frcstream::source::v4l2::discover::describe_cameras(&cameras)
+            );
             return ExitCode::SUCCESS;
         }
         Command::Run { config } => config,

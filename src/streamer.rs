@@ -16,6 +16,7 @@ use crate::http::HttpServer;
 use crate::source::jpeg_folder::JpegFolder;
 use crate::source::pushed::{PushedStream, pushed_stream};
 use crate::source::test_pattern::TestPattern;
+use crate::source::v4l2::{self, V4l2Source};
 use crate::source::{FrameSource, SourceError};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +49,8 @@ impl Streamer {
         let mut capture_threads = Vec::new();
         for camera_config in &config.cameras {
             let camera = Arc::new(Camera::new(camera_config));
-            let source = open_source(camera_config, &camera, &mut pushed)?;
-            let thread = capture::spawn(Arc::clone(&camera), source, Arc::clone(&stop))
+            let (source, connected) = open_source(camera_config, &camera, &mut pushed)?;
+            let thread = capture::spawn(Arc::clone(&camera), source, connected, Arc::clone(&stop))
                 .map_err(StartError::Thread)?;
             capture_threads.push(thread);
             cameras.push(camera);
@@ -132,11 +133,18 @@ impl Streamer {
     }
 }
 
+/// The camera's source, and whether it is open now. A USB camera that is not there yet is
+/// not an error: it shows NO SIGNAL until it appears. One that is there but cannot work as
+/// configured (a format it lacks, a control it lacks) is.
 fn open_source(
     config: &CameraConfig,
     camera: &Arc<Camera>,
     pushed: &mut HashMap<String, PushedStream>,
-) -> Result<Box<dyn FrameSource>, StartError> {
+) -> Result<(Box<dyn FrameSource>, bool), StartError> {
+    let failed = |source| StartError::Source {
+        camera: config.name.clone(),
+        source,
+    };
     let source: Box<dyn FrameSource> = match &config.source {
         SourceSpec::TestPattern => Box::new(TestPattern::new(
             &config.name,
@@ -144,17 +152,47 @@ fn open_source(
             config.height,
             config.fps,
         )),
-        SourceSpec::JpegFolder(dir) => Box::new(JpegFolder::open(dir, config.fps).map_err(
-            |source| StartError::Source {
-                camera: config.name.clone(),
-                source,
-            },
-        )?),
+        SourceSpec::JpegFolder(dir) => Box::new(JpegFolder::open(dir, config.fps).map_err(failed)?),
         SourceSpec::Pushed => {
             let (stream, source) = pushed_stream(Arc::clone(camera));
             pushed.insert(config.name.clone(), stream);
             Box::new(source)
         }
+        SourceSpec::V4l2(path) => {
+            let request = v4l2::Request {
+                path: path.clone(),
+                width: config.width,
+                height: config.height,
+                fps: config.fps,
+                format: config.format,
+            };
+            let mut source = V4l2Source::new(request, Arc::clone(&camera.controls));
+            return match source.reconnect() {
+                Ok(()) => Ok((Box::new(source), true)),
+                Err(SourceError::Failed(message)) => Err(failed(SourceError::Failed(
+                    with_control_lines(&message, config),
+                ))),
+                Err(e) => {
+                    log::warn!(
+                        "camera \"{}\": {e}; NO SIGNAL until it appears",
+                        config.name
+                    );
+                    Ok((Box::new(source), false))
+                }
+            };
+        }
     };
-    Ok(source)
+    Ok((source, true))
+}
+
+/// Adds the config line of each control a message names.
+fn with_control_lines(message: &str, config: &CameraConfig) -> String {
+    let mut message = message.to_owned();
+    for setting in &config.controls {
+        let key = format!("`{}`", setting.name);
+        if message.contains(&key) && setting.line > 0 {
+            message = message.replacen(&key, &format!("{key} (line {})", setting.line), 1);
+        }
+    }
+    message
 }

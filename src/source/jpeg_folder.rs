@@ -130,6 +130,7 @@ impl FrameSource for JpegFolder {
             width: self.width,
             height: self.height,
             captured_us: monotonic_us(),
+            dropped_before: 0,
         })
     }
 }

@@ -4,10 +4,12 @@
 //! - [`test_pattern`]: a generated YUYV picture with moving content and a frame counter.
 //! - [`jpeg_folder`]: the JPEG files of a folder replayed as an MJPEG camera.
 //! - [`pushed`]: frames a program pushes in (the library's answer to cscore's `CvSource`).
+//! - [`v4l2`]: USB cameras.
 
 pub mod jpeg_folder;
 pub mod pushed;
 pub mod test_pattern;
+pub mod v4l2;
 
 use std::fmt;
 use std::time::Duration;
@@ -25,6 +27,12 @@ pub trait FrameSource: Send {
     /// Waits at most `timeout` for the next frame. The frame borrows the source's buffer
     /// until the next call.
     fn next_frame(&mut self, timeout: Duration) -> Result<CapturedFrame<'_>, SourceError>;
+
+    /// (Re)opens the device after `Disconnected`, restoring its mode and settings. Sources
+    /// that cannot go away have nothing to do.
+    fn reconnect(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
 }
 
 /// Size, pixel format and rate of a source, shown as cscore shows a video mode.

@@ -237,6 +237,7 @@ impl FrameSource for PushedSource {
             width: frame.width,
             height: frame.height,
             captured_us: frame.captured_us,
+            dropped_before: 0,
         })
     }
 }

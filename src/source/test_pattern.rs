@@ -154,6 +154,7 @@ impl FrameSource for TestPattern {
             width: self.width as u32,
             height: self.height as u32,
             captured_us,
+            dropped_before: 0,
         })
     }
 }

@@ -1,0 +1,442 @@
+//! Camera controls (brightness, exposure, white balance, ...): what a camera offers, get
+//! and set by name with validation, and the values to apply again after every reconnect.
+//!
+//! The capture thread attaches the device when it opens it and detaches it when the
+//! camera goes away; HTTP and NetworkTables set controls through [`CameraControls::set`]
+//! from their own threads. A value set while the camera is away is kept and applied when
+//! it returns, as are the values from the config file.
+
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::source::v4l2::device::{self, ControlKind, RawControl};
+
+/// A control value as a person writes it: a number, a boolean or a menu entry's name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ControlValue {
+    Int(i64),
+    Bool(bool),
+    Text(String),
+}
+
+impl fmt::Display for ControlValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControlValue::Int(v) => write!(f, "{v}"),
+            ControlValue::Bool(v) => write!(f, "{v}"),
+            ControlValue::Text(v) => write!(f, "\"{v}\""),
+        }
+    }
+}
+
+/// A control of the camera, with its current value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Control {
+    /// `brightness`, `exposure_time_absolute`: the driver's label in lower case with
+    /// underscores, as `v4l2-ctl` names controls.
+    pub name: String,
+    /// The driver's own label, e.g. `Exposure Time, Absolute`.
+    pub label: String,
+    pub kind: ControlKind,
+    pub min: i64,
+    pub max: i64,
+    pub step: i64,
+    pub default: i64,
+    pub value: i64,
+    /// Menu entries: (value, name).
+    pub menu: Vec<(i64, String)>,
+    pub read_only: bool,
+    #[serde(skip)]
+    id: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("unknown control `{name}`; this camera has: {known}")]
+    Unknown { name: String, known: String },
+    #[error("`{name}` = {value} is out of range ({min}–{max}, step {step})")]
+    OutOfRange {
+        name: String,
+        value: i64,
+        min: i64,
+        max: i64,
+        step: i64,
+    },
+    #[error("`{name}` = {value} is not one of its entries: {entries}")]
+    NotAnEntry {
+        name: String,
+        value: String,
+        entries: String,
+    },
+    #[error("`{name}` takes {expected}, not {value}")]
+    WrongType {
+        name: String,
+        expected: &'static str,
+        value: String,
+    },
+    #[error("`{name}` is read-only")]
+    ReadOnly { name: String },
+    #[error("camera refused `{name}` = {value}: {reason}")]
+    Device {
+        name: String,
+        value: i64,
+        reason: String,
+    },
+    #[error("the camera is not connected and its controls are not known yet")]
+    NotConnected,
+}
+
+/// `Exposure Time, Absolute` → `exposure_time_absolute`.
+pub fn normalize_name(label: &str) -> String {
+    let mut name = String::with_capacity(label.len());
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            name.push(c.to_ascii_lowercase());
+        } else if !name.is_empty() && !name.ends_with('_') {
+            name.push('_');
+        }
+    }
+    while name.ends_with('_') {
+        name.pop();
+    }
+    name
+}
+
+impl Control {
+    fn from_raw(raw: &RawControl, value: i64) -> Control {
+        Control {
+            name: normalize_name(&raw.label),
+            label: raw.label.clone(),
+            kind: raw.kind,
+            min: raw.minimum,
+            max: raw.maximum,
+            step: raw.step.max(1),
+            default: raw.default,
+            value,
+            menu: raw.menu.clone(),
+            read_only: raw.flags & v4l::v4l_sys::V4L2_CTRL_FLAG_READ_ONLY != 0,
+            id: raw.id,
+        }
+    }
+
+    /// The raw value `value` means for this control, or why it is refused.
+    pub fn resolve(&self, value: &ControlValue) -> Result<i64, ControlError> {
+        if self.read_only {
+            return Err(ControlError::ReadOnly {
+                name: self.name.clone(),
+            });
+        }
+        let wrong = |expected: &'static str| ControlError::WrongType {
+            name: self.name.clone(),
+            expected,
+            value: value.to_string(),
+        };
+        let raw = match (self.kind, value) {
+            (ControlKind::Boolean | ControlKind::Button, ControlValue::Bool(b)) => i64::from(*b),
+            (ControlKind::Boolean | ControlKind::Button, ControlValue::Text(t)) => {
+                match t.to_ascii_lowercase().as_str() {
+                    "true" | "on" | "yes" | "1" => 1,
+                    "false" | "off" | "no" | "0" => 0,
+                    _ => return Err(wrong("true or false")),
+                }
+            }
+            (ControlKind::Menu | ControlKind::IntegerMenu, ControlValue::Text(t)) => {
+                return self.menu_entry(t);
+            }
+            (_, ControlValue::Int(v)) => *v,
+            (_, ControlValue::Text(t)) => t.trim().parse::<i64>().map_err(|_| wrong("a number"))?,
+            (_, ControlValue::Bool(_)) => return Err(wrong("a number")),
+        };
+        self.check_raw(raw)
+    }
+
+    fn check_raw(&self, raw: i64) -> Result<i64, ControlError> {
+        if matches!(self.kind, ControlKind::Menu | ControlKind::IntegerMenu) {
+            if self.menu.iter().any(|(v, _)| *v == raw) {
+                return Ok(raw);
+            }
+            return Err(self.not_an_entry(&raw.to_string()));
+        }
+        let on_step = (raw - self.min) % self.step.max(1) == 0;
+        if raw < self.min || raw > self.max || !on_step {
+            return Err(ControlError::OutOfRange {
+                name: self.name.clone(),
+                value: raw,
+                min: self.min,
+                max: self.max,
+                step: self.step,
+            });
+        }
+        Ok(raw)
+    }
+
+    /// A menu entry by name: exact (normalised) or its first word (`manual` for
+    /// `Manual Mode`).
+    fn menu_entry(&self, text: &str) -> Result<i64, ControlError> {
+        let wanted = normalize_name(text);
+        if let Ok(raw) = text.trim().parse::<i64>() {
+            return self.check_raw(raw);
+        }
+        let exact = self.menu.iter().find(|(_, n)| normalize_name(n) == wanted);
+        let first_word = || {
+            self.menu
+                .iter()
+                .find(|(_, n)| normalize_name(n).split('_').next() == Some(wanted.as_str()))
+        };
+        exact
+            .or_else(first_word)
+            .map(|(v, _)| *v)
+            .ok_or_else(|| self.not_an_entry(text))
+    }
+
+    fn not_an_entry(&self, value: &str) -> ControlError {
+        let entries: Vec<String> = self
+            .menu
+            .iter()
+            .map(|(v, n)| format!("{v} \"{}\"", normalize_name(n)))
+            .collect();
+        ControlError::NotAnEntry {
+            name: self.name.clone(),
+            value: value.to_owned(),
+            entries: entries.join(", "),
+        }
+    }
+}
+
+/// The controls of one camera.
+#[derive(Default)]
+pub struct CameraControls {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    device: Option<Arc<OwnedFd>>,
+    controls: Vec<Control>,
+    /// Values set by config, HTTP or NetworkTables, to apply after every (re)connect.
+    wanted: Vec<(String, ControlValue)>,
+}
+
+impl CameraControls {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The camera's controls with their current values (as last known while it is away).
+    pub fn list(&self) -> Vec<Control> {
+        let mut state = self.lock();
+        if let Some(fd) = state.device.clone() {
+            for control in &mut state.controls {
+                if let Ok(value) = device::control_value(&fd, control.id) {
+                    control.value = value;
+                }
+            }
+        }
+        state.controls.clone()
+    }
+
+    /// Sets a control by name, checked against what the camera offers; it is applied again
+    /// after every reconnect. Returns the raw value set.
+    pub fn set(&self, name: &str, value: &ControlValue) -> Result<i64, ControlError> {
+        let mut state = self.lock();
+        let Some(fd) = state.device.clone() else {
+            return Err(ControlError::NotConnected);
+        };
+        let raw = apply(&fd, &mut state.controls, name, value)?;
+        remember(&mut state.wanted, name, value);
+        Ok(raw)
+    }
+
+    /// Values to apply at every connect, e.g. from the config file (not checked until the
+    /// camera is there).
+    pub fn set_wanted(&self, wanted: Vec<(String, ControlValue)>) {
+        self.lock().wanted = wanted;
+    }
+
+    /// Called by the capture thread once it has opened the device: learns the controls and
+    /// applies the wanted values, mode controls (menus, booleans) before numbers so that
+    /// e.g. manual exposure is on before the exposure time is set. Returns what failed.
+    pub fn attach(&self, fd: Arc<OwnedFd>, raw_controls: &[RawControl]) -> Vec<ControlError> {
+        let mut state = self.lock();
+        state.controls = raw_controls
+            .iter()
+            .map(|raw| {
+                Control::from_raw(
+                    raw,
+                    device::control_value(&fd, raw.id).unwrap_or(raw.default),
+                )
+            })
+            .collect();
+        let mut ordered = state.wanted.clone();
+        ordered.sort_by_key(|(name, _)| {
+            let kind = state
+                .controls
+                .iter()
+                .find(|c| c.name == *name)
+                .map(|c| c.kind);
+            !matches!(kind, Some(ControlKind::Menu | ControlKind::Boolean))
+        });
+        let mut errors = Vec::new();
+        for (name, value) in &ordered {
+            if let Err(e) = apply(&fd, &mut state.controls, name, value) {
+                errors.push(e);
+            }
+        }
+        state.device = Some(fd);
+        errors
+    }
+
+    /// Called by the capture thread when the device is gone or closed.
+    pub fn detach(&self) {
+        self.lock().device = None;
+    }
+}
+
+fn apply(
+    fd: &OwnedFd,
+    controls: &mut [Control],
+    name: &str,
+    value: &ControlValue,
+) -> Result<i64, ControlError> {
+    let known = || {
+        controls
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(index) = controls.iter().position(|c| c.name == name) else {
+        return Err(ControlError::Unknown {
+            name: name.to_owned(),
+            known: known(),
+        });
+    };
+    let control = &mut controls[index];
+    let raw = control.resolve(value)?;
+    device::set_control_value(fd, control.id, raw).map_err(|e| ControlError::Device {
+        name: name.to_owned(),
+        value: raw,
+        reason: e.to_string(),
+    })?;
+    control.value = raw;
+    Ok(raw)
+}
+
+fn remember(wanted: &mut Vec<(String, ControlValue)>, name: &str, value: &ControlValue) {
+    wanted.retain(|(n, _)| n != name);
+    wanted.push((name.to_owned(), value.clone()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(kind: ControlKind) -> Control {
+        Control {
+            name: "x".into(),
+            label: "X".into(),
+            kind,
+            min: 0,
+            max: 255,
+            step: 5,
+            default: 128,
+            value: 128,
+            menu: vec![
+                (1, "Manual Mode".into()),
+                (3, "Aperture Priority Mode".into()),
+            ],
+            read_only: false,
+            id: 1,
+        }
+    }
+
+    #[test]
+    fn names_follow_v4l2_ctl() {
+        assert_eq!(
+            normalize_name("Exposure Time, Absolute"),
+            "exposure_time_absolute"
+        );
+        assert_eq!(
+            normalize_name("White Balance Temperature, Auto"),
+            "white_balance_temperature_auto"
+        );
+        assert_eq!(normalize_name("Brightness"), "brightness");
+        assert_eq!(normalize_name("  Gain (dB) "), "gain_db");
+    }
+
+    #[test]
+    fn integers_are_checked_for_range_and_step() {
+        let c = control(ControlKind::Integer);
+        assert_eq!(c.resolve(&ControlValue::Int(140)), Ok(140));
+        assert!(matches!(
+            c.resolve(&ControlValue::Int(141)),
+            Err(ControlError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            c.resolve(&ControlValue::Int(300)),
+            Err(ControlError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            c.resolve(&ControlValue::Int(-5)),
+            Err(ControlError::OutOfRange { .. })
+        ));
+        assert_eq!(c.resolve(&ControlValue::Text("20".into())), Ok(20));
+        assert!(matches!(
+            c.resolve(&ControlValue::Bool(true)),
+            Err(ControlError::WrongType { .. })
+        ));
+        assert!(matches!(
+            c.resolve(&ControlValue::Text("bright".into())),
+            Err(ControlError::WrongType { .. })
+        ));
+    }
+
+    #[test]
+    fn menus_take_entry_names_or_values() {
+        let c = control(ControlKind::Menu);
+        assert_eq!(c.resolve(&ControlValue::Text("manual".into())), Ok(1));
+        assert_eq!(
+            c.resolve(&ControlValue::Text("Aperture Priority Mode".into())),
+            Ok(3)
+        );
+        assert_eq!(c.resolve(&ControlValue::Int(3)), Ok(3));
+        let err = c.resolve(&ControlValue::Int(2)).expect_err("not an entry");
+        assert!(err.to_string().contains("manual_mode"), "{err}");
+        assert!(c.resolve(&ControlValue::Text("shutter".into())).is_err());
+    }
+
+    #[test]
+    fn booleans_and_read_only() {
+        let c = Control {
+            max: 1,
+            step: 1,
+            ..control(ControlKind::Boolean)
+        };
+        assert_eq!(c.resolve(&ControlValue::Bool(true)), Ok(1));
+        assert_eq!(c.resolve(&ControlValue::Text("off".into())), Ok(0));
+        let mut locked = control(ControlKind::Integer);
+        locked.read_only = true;
+        assert!(matches!(
+            locked.resolve(&ControlValue::Int(5)),
+            Err(ControlError::ReadOnly { .. })
+        ));
+    }
+
+    #[test]
+    fn without_a_camera_nothing_is_set_but_wanted_values_wait() {
+        let controls = CameraControls::default();
+        assert_eq!(
+            controls.set("brightness", &ControlValue::Int(1)),
+            Err(ControlError::NotConnected)
+        );
+        controls.set_wanted(vec![("brightness".into(), ControlValue::Int(1))]);
+        assert!(controls.list().is_empty());
+    }
+}
