@@ -2,12 +2,14 @@
 # Installs what building and testing frcstream needs on a fresh Debian machine that has
 # only the Rust toolchain, gcc and Python. Idempotent: installs nothing that is present.
 #
-#   cmake, nasm   build the vendored libjpeg-turbo (with its SIMD code)
+#   cmake, nasm     build the vendored libjpeg-turbo (with its SIMD code)
+#   libclang-dev    bindgen, for the V4L2 kernel structures (crate v4l2-sys-mit)
 set -euo pipefail
 
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v nasm >/dev/null 2>&1 || missing+=(nasm)
+dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}" >&2
