@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{CameraConfig, FPS_RANGE, QUALITY_RANGE};
-use crate::controls::CameraControls;
+use crate::controls::{CameraControls, ControlError, ControlValue};
 use crate::frame_slot::FrameSlot;
 use crate::source::Mode;
 use crate::stats::CameraStats;
@@ -77,6 +77,80 @@ impl Camera {
 
     pub fn set_connected(&self, connected: bool) {
         self.connected.store(connected, Ordering::Relaxed);
+    }
+}
+
+/// A change asked for by a client (HTTP POST, `?action=command`, NetworkTables).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("{key} must be a whole number, not {value}")]
+    NotANumber { key: String, value: String },
+    #[error("unknown setting `{0}`: use fps, quality or a control of the camera")]
+    Unknown(String),
+    #[error("nothing to change: send fps=.., quality=.. or a control")]
+    Empty,
+}
+
+impl Camera {
+    /// Applies several changes at once: every value is checked first, and if any is bad
+    /// nothing changes. `fps` and `quality` are the stream settings; other keys are
+    /// camera controls.
+    pub fn change(&self, changes: &[(String, ControlValue)]) -> Result<(), ChangeError> {
+        if changes.is_empty() {
+            return Err(ChangeError::Empty);
+        }
+        let mut checked = Vec::with_capacity(changes.len());
+        for (key, value) in changes {
+            let change = match key.as_str() {
+                "fps" => Checked::Fps(whole_number(key, value)?),
+                "quality" => Checked::Quality(whole_number(key, value)?),
+                name if self.controls.has(name) => {
+                    self.controls.check_value(name, value)?;
+                    Checked::Control(name.to_owned(), value.clone())
+                }
+                other => return Err(ChangeError::Unknown(other.to_owned())),
+            };
+            match &change {
+                Checked::Fps(v) => in_range("fps", *v, &FPS_RANGE).map(|_| ())?,
+                Checked::Quality(v) => in_range("quality", *v, &QUALITY_RANGE).map(|_| ())?,
+                Checked::Control(..) => {}
+            }
+            checked.push(change);
+        }
+        for change in checked {
+            match change {
+                Checked::Fps(v) => self.settings.set_fps(v)?,
+                Checked::Quality(v) => self.settings.set_quality(v)?,
+                Checked::Control(name, value) => {
+                    self.controls.set(&name, &value)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Checked {
+    Fps(i64),
+    Quality(i64),
+    Control(String, ControlValue),
+}
+
+fn whole_number(key: &str, value: &ControlValue) -> Result<i64, ChangeError> {
+    match value {
+        ControlValue::Int(v) => Ok(*v),
+        ControlValue::Text(t) => t.trim().parse().map_err(|_| ChangeError::NotANumber {
+            key: key.to_owned(),
+            value: format!("\"{t}\""),
+        }),
+        ControlValue::Bool(b) => Err(ChangeError::NotANumber {
+            key: key.to_owned(),
+            value: b.to_string(),
+        }),
     }
 }
 
@@ -154,6 +228,42 @@ fn in_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_with_one_bad_value_changes_nothing() {
+        let camera = Camera::new(&CameraConfig::embedded_default());
+        let change = |pairs: &[(&str, ControlValue)]| {
+            let pairs: Vec<(String, ControlValue)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            camera.change(&pairs)
+        };
+        assert!(
+            change(&[
+                ("fps", ControlValue::Int(10)),
+                ("quality", ControlValue::Text("40".into()))
+            ])
+            .is_ok()
+        );
+        assert_eq!((camera.settings.fps(), camera.settings.quality()), (10, 40));
+        for bad in [
+            vec![
+                ("fps", ControlValue::Int(12)),
+                ("quality", ControlValue::Int(0)),
+            ],
+            vec![("fps", ControlValue::Text("fast".into()))],
+            vec![
+                ("fps", ControlValue::Int(12)),
+                ("zoom", ControlValue::Int(1)),
+            ],
+            vec![("quality", ControlValue::Bool(true))],
+            vec![],
+        ] {
+            assert!(change(&bad).is_err(), "{bad:?}");
+            assert_eq!((camera.settings.fps(), camera.settings.quality()), (10, 40));
+        }
+    }
 
     #[test]
     fn settings_refuse_out_of_range_values_and_keep_the_old_one() {

@@ -43,6 +43,9 @@ pub struct ServerConfig {
     /// Streaming clients allowed at once over all cameras; more get `503`.
     #[serde(deserialize_with = "client_limit")]
     pub max_clients: usize,
+    /// Refuse changes of settings over HTTP (for events where the pit Wi-Fi is not
+    /// trusted). NetworkTables and the config file still apply.
+    pub read_only: bool,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             bind: IpAddr::from([0, 0, 0, 0]),
             port: DEFAULT_PORT,
             max_clients: 20,
+            read_only: false,
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct CameraConfig {
     pub format: PixelFormatChoice,
     /// `[camera.controls]`: V4L2 controls to set after every (re)connect, in file order.
     pub controls: Vec<ControlSetting>,
+    /// A port of its own (cscore's convention: 1182, 1183, ...), besides the main port.
+    pub port: Option<u16>,
 }
 
 /// One entry of `[camera.controls]`.
@@ -90,6 +96,7 @@ impl CameraConfig {
             quality: DEFAULT_QUALITY,
             format: PixelFormatChoice::Auto,
             controls: Vec::new(),
+            port: None,
         }
     }
 }
@@ -297,6 +304,8 @@ struct RawCamera {
     format: Spanned<PixelFormatChoice>,
     #[serde(default = "no_controls")]
     controls: Spanned<toml::Table>,
+    #[serde(default)]
+    port: Option<Spanned<u16>>,
 }
 
 type ValidationError = (std::ops::Range<usize>, String, String);
@@ -345,6 +354,25 @@ impl RawConfig {
                     "[camera.controls] only applies to v4l2 cameras".to_owned(),
                 ));
             }
+            let port = match raw.port {
+                Some(port) => {
+                    let span = port.span();
+                    let port = port.into_inner();
+                    let taken =
+                        port == self.server.port || cameras.iter().any(|c| c.port == Some(port));
+                    if port == 0 || taken {
+                        return Err((
+                            span,
+                            key("port"),
+                            format!(
+                                "port {port} is already the server's or another camera's port (or 0); each camera needs its own"
+                            ),
+                        ));
+                    }
+                    Some(port)
+                }
+                None => None,
+            };
             cameras.push(CameraConfig {
                 name,
                 source: raw.source,
@@ -354,6 +382,7 @@ impl RawConfig {
                 quality: raw.quality,
                 format,
                 controls,
+                port,
             });
         }
         Ok(Config {
@@ -625,6 +654,23 @@ mod tests {
             error_text("[[camera]]\nname = \"a\"\nsource = \"v4l2:video0\"\n")
                 .contains("under /dev")
         );
+    }
+
+    #[test]
+    fn cameras_may_have_ports_of_their_own() {
+        let config = parse("[[camera]]\nname = \"a\"\nport = 1182\n[[camera]]\nname = \"b\"\n")
+            .expect("valid");
+        assert_eq!(config.cameras[0].port, Some(1182));
+        assert_eq!(config.cameras[1].port, None);
+        let message = error_text("[[camera]]\nname = \"a\"\nport = 1181\n");
+        assert!(
+            message.contains("camera[0].port") && message.contains("line 3"),
+            "{message}"
+        );
+        let message = error_text(
+            "[[camera]]\nname = \"a\"\nport = 1182\n[[camera]]\nname = \"b\"\nport = 1182\n",
+        );
+        assert!(message.contains("camera[1].port"), "{message}");
     }
 
     #[test]

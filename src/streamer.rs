@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::camera::Camera;
 use crate::capture;
 use crate::config::{CameraConfig, Config, SourceSpec};
-use crate::http::HttpServer;
+use crate::http::{HttpServer, Limits};
 use crate::source::jpeg_folder::JpegFolder;
 use crate::source::pushed::{PushedStream, pushed_stream};
 use crate::source::test_pattern::TestPattern;
@@ -38,6 +38,8 @@ pub struct Streamer {
     stop: Arc<AtomicBool>,
     capture_threads: Vec<JoinHandle<()>>,
     http: HttpServer,
+    /// Servers of cameras with a port of their own, by camera name.
+    camera_servers: Vec<(String, HttpServer)>,
 }
 
 impl Streamer {
@@ -56,25 +58,43 @@ impl Streamer {
             cameras.push(camera);
         }
         let address = SocketAddr::new(config.server.bind, config.server.port);
-        let http = HttpServer::start(
-            address,
-            cameras.clone(),
-            config.server.max_clients,
-            Arc::clone(&stop),
-        )
-        .map_err(|source| StartError::Bind { address, source })?;
+        let limits = Limits {
+            max_streams: config.server.max_clients,
+            read_only: config.server.read_only,
+        };
+        let http = HttpServer::start(address, cameras.clone(), limits, Arc::clone(&stop))
+            .map_err(|source| StartError::Bind { address, source })?;
+        let mut camera_servers = Vec::new();
+        for (camera, camera_config) in cameras.iter().zip(&config.cameras) {
+            if let Some(port) = camera_config.port {
+                let address = SocketAddr::new(config.server.bind, port);
+                let server =
+                    HttpServer::start(address, vec![Arc::clone(camera)], limits, Arc::clone(&stop))
+                        .map_err(|source| StartError::Bind { address, source })?;
+                camera_servers.push((camera.name.clone(), server));
+            }
+        }
         Ok(Streamer {
             cameras,
             pushed,
             stop,
             capture_threads,
             http,
+            camera_servers,
         })
     }
 
     /// The address the server listens on (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.http.local_addr()
+    }
+
+    /// The address of the server of a camera that has a port of its own.
+    pub fn camera_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.camera_servers
+            .iter()
+            .find(|(camera, _)| camera == name)
+            .map(|(_, server)| server.local_addr())
     }
 
     pub fn cameras(&self) -> &[Arc<Camera>] {
@@ -121,6 +141,9 @@ impl Streamer {
             camera.slot.close();
         }
         self.http.stop();
+        for (_, server) in &mut self.camera_servers {
+            server.stop();
+        }
         let deadline = Instant::now() + Duration::from_millis(900);
         for thread in self.capture_threads.drain(..) {
             while !thread.is_finished() && Instant::now() < deadline {

@@ -17,6 +17,7 @@ pub mod pages;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::io;
@@ -55,6 +56,8 @@ struct Shared {
     stop: Arc<AtomicBool>,
     started: Instant,
     max_streams: usize,
+    /// Settings may not be changed over HTTP (config `read_only`).
+    read_only: bool,
     streams: AtomicUsize,
     connections: AtomicUsize,
     next_client_id: AtomicU64,
@@ -66,6 +69,15 @@ impl Shared {
     fn camera_names(&self) -> Vec<&str> {
         self.cameras.iter().map(|c| c.name.as_str()).collect()
     }
+}
+
+/// What a server allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Streaming clients at once; more get `503`.
+    pub max_streams: usize,
+    /// Refuse every change of settings with `403`.
+    pub read_only: bool,
 }
 
 /// A running server. Dropping it does not stop it; call [`HttpServer::stop`].
@@ -81,7 +93,7 @@ impl HttpServer {
     pub fn start(
         address: SocketAddr,
         cameras: Vec<Arc<Camera>>,
-        max_streams: usize,
+        limits: Limits,
         stop: Arc<AtomicBool>,
     ) -> io::Result<HttpServer> {
         let listener = TcpListener::bind(address)?;
@@ -90,7 +102,8 @@ impl HttpServer {
             cameras,
             stop,
             started: Instant::now(),
-            max_streams,
+            max_streams: limits.max_streams,
+            read_only: limits.read_only,
             streams: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
@@ -258,7 +271,10 @@ fn respond(
                 ),
                 RouteError::MethodNotAllowed => (
                     405,
-                    format!("{} is not allowed here; use GET or HEAD\n", request.method),
+                    format!(
+                        "{} is not allowed here; use GET or HEAD (POST to /<camera> to change settings)\n",
+                        request.method
+                    ),
                 ),
                 RouteError::BadParameter(reason) => (400, format!("bad request: {reason}\n")),
             };
@@ -318,6 +334,92 @@ fn respond(
             let text = format!("{}\n", shared.cameras[0].settings.quality());
             send(stream, Response::text(200, &text))
         }
+        Route::SettingsJson { camera } => {
+            let json = settings::settings_json(&shared.cameras[camera]);
+            send(
+                stream,
+                Response::new(200, "application/json", json.as_bytes()),
+            )
+        }
+        Route::ConfigJson { camera } => {
+            let json = settings::config_json(&shared.cameras[camera]);
+            send(
+                stream,
+                Response::new(200, "application/json", json.as_bytes()),
+            )
+        }
+        Route::Change { camera } => {
+            let camera = &shared.cameras[camera];
+            let result = check_writable(shared)
+                .and_then(|()| settings::parse_body(request))
+                .and_then(|changes| settings::apply(camera, &changes));
+            send(
+                stream,
+                settings_response(camera, result, peer).as_response(),
+            )
+        }
+        Route::Command { camera, changes } => {
+            let camera = &shared.cameras[camera];
+            let changes: Vec<(String, crate::controls::ControlValue)> = changes
+                .into_iter()
+                .map(|(k, v)| (k, crate::controls::ControlValue::Text(v)))
+                .collect();
+            let result = check_writable(shared).and_then(|()| settings::apply(camera, &changes));
+            send(
+                stream,
+                settings_response(camera, result, peer).as_response(),
+            )
+        }
+    }
+}
+
+fn check_writable(shared: &Shared) -> Result<(), settings::Refusal> {
+    if shared.read_only {
+        return Err(settings::Refusal {
+            status: 403,
+            reason: "settings are read-only on this robot (server.read_only in the config)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The answer to a change: the values in force, or the refusal.
+struct SettingsAnswer {
+    status: u16,
+    body: String,
+    content_type: &'static str,
+}
+
+impl SettingsAnswer {
+    fn as_response(&self) -> Response<'_> {
+        Response::new(self.status, self.content_type, self.body.as_bytes())
+    }
+}
+
+fn settings_response(
+    camera: &Camera,
+    result: Result<(), settings::Refusal>,
+    peer: SocketAddr,
+) -> SettingsAnswer {
+    match result {
+        Ok(()) => {
+            log::info!(
+                "{peer} changed {}: fps {}, quality {}",
+                camera.name,
+                camera.settings.fps(),
+                camera.settings.quality()
+            );
+            SettingsAnswer {
+                status: 200,
+                body: settings::in_force_json(camera),
+                content_type: "application/json",
+            }
+        }
+        Err(refusal) => SettingsAnswer {
+            status: refusal.status,
+            body: format!("{}\n", refusal.reason),
+            content_type: "text/plain; charset=utf-8",
+        },
     }
 }
 

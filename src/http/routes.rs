@@ -21,6 +21,17 @@ pub enum Route {
     Fps,
     /// The first camera's quality setting, as plain text.
     Quality,
+    /// Change settings and controls of a camera (POST body, form or JSON).
+    Change { camera: usize },
+    /// cscore's `/?action=command&<control>=<value>`: the changes from the query.
+    Command {
+        camera: usize,
+        changes: Vec<(String, String)>,
+    },
+    /// cscore's `/settings.json`: controls and modes.
+    SettingsJson { camera: usize },
+    /// cscore's `/config.json`: current mode and values.
+    ConfigJson { camera: usize },
 }
 
 /// Per-client stream parameters (Shuffleboard's and Elastic's).
@@ -41,13 +52,28 @@ pub enum RouteError {
     BadParameter(String),
 }
 
-/// Resolves a GET (or HEAD) of `path?query` against the camera names.
+/// Resolves a request for `path?query` against the camera names.
 pub fn resolve(
     method: &str,
     path: &str,
     query: &str,
     cameras: &[&str],
 ) -> Result<Route, RouteError> {
+    if cameras.is_empty() {
+        return Err(RouteError::NotFound);
+    }
+    let name_path = path.trim_start_matches('/');
+    let find = |name: &str| cameras.iter().position(|c| *c == name);
+    let by_suffix = |suffix: &str| name_path.strip_suffix(suffix).and_then(find);
+    if method == "POST" {
+        let camera = match path {
+            "/settings" => Some(0),
+            _ => find(name_path).or_else(|| by_suffix("/settings")),
+        };
+        return camera
+            .map(|camera| Route::Change { camera })
+            .ok_or(RouteError::NotFound);
+    }
     if method != "GET" && method != "HEAD" {
         return Err(RouteError::MethodNotAllowed);
     }
@@ -58,15 +84,19 @@ pub fn resolve(
         .map(|(_, v)| v.as_str());
     let stream =
         |camera: usize| stream_params(&query).map(|params| Route::Stream { camera, params });
-    if cameras.is_empty() {
-        return Err(RouteError::NotFound);
-    }
     match (path, action) {
         ("/", Some("stream")) => return stream(0),
         ("/", Some("snapshot")) => return Ok(Route::Snapshot { camera: 0 }),
+        ("/", Some("command")) => {
+            let changes = query
+                .into_iter()
+                .filter(|(k, _)| k != "action" && k != "name")
+                .collect();
+            return Ok(Route::Command { camera: 0, changes });
+        }
         ("/", Some(other)) => {
             return Err(RouteError::BadParameter(format!(
-                "action \"{other}\" is not known: use action=stream or action=snapshot"
+                "action \"{other}\" is not known: use action=stream, action=snapshot or action=command"
             )));
         }
         ("/" | "/index.html", None) => return Ok(Route::Index),
@@ -75,11 +105,10 @@ pub fn resolve(
         ("/stats.json", _) => return Ok(Route::Stats),
         ("/fps", _) => return Ok(Route::Fps),
         ("/quality", _) => return Ok(Route::Quality),
+        ("/settings.json", _) => return Ok(Route::SettingsJson { camera: 0 }),
+        ("/config.json", _) => return Ok(Route::ConfigJson { camera: 0 }),
         _ => {}
     }
-    let name_path = path.trim_start_matches('/');
-    let find = |name: &str| cameras.iter().position(|c| *c == name);
-    let by_suffix = |suffix: &str| name_path.strip_suffix(suffix).and_then(find);
     if let Some(camera) = by_suffix(".mjpg").or_else(|| by_suffix("/stream.mjpg")) {
         return stream(camera);
     }
@@ -88,6 +117,12 @@ pub fn resolve(
     }
     if let Some(camera) = by_suffix(".html") {
         return Ok(Route::CameraPage { camera });
+    }
+    if let Some(camera) = by_suffix("/settings.json") {
+        return Ok(Route::SettingsJson { camera });
+    }
+    if let Some(camera) = by_suffix("/config.json") {
+        return Ok(Route::ConfigJson { camera });
     }
     Err(RouteError::NotFound)
 }
@@ -101,14 +136,21 @@ pub fn valid_urls(cameras: &[&str]) -> Vec<String> {
         "/?action=snapshot".to_owned(),
         "/snapshot.jpg".to_owned(),
         "/stats.json".to_owned(),
+        "/settings.json".to_owned(),
+        "/config.json".to_owned(),
+        "/?action=command&<control>=<value>".to_owned(),
         "/fps".to_owned(),
         "/quality".to_owned(),
+        "POST /settings".to_owned(),
     ];
     for name in cameras {
         urls.push(format!("/{name}.mjpg"));
         urls.push(format!("/{name}/stream.mjpg"));
         urls.push(format!("/{name}.jpg"));
         urls.push(format!("/{name}.html"));
+        urls.push(format!("/{name}/settings.json"));
+        urls.push(format!("/{name}/config.json"));
+        urls.push(format!("POST /{name}"));
     }
     urls
 }
@@ -296,6 +338,34 @@ mod tests {
                 other => panic!("{url}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn settings_urls() {
+        assert_eq!(
+            resolve("POST", "/back", "", CAMERAS),
+            Ok(Route::Change { camera: 1 })
+        );
+        assert_eq!(
+            resolve("POST", "/back/settings", "", CAMERAS),
+            Ok(Route::Change { camera: 1 })
+        );
+        assert_eq!(
+            resolve("POST", "/settings", "", CAMERAS),
+            Ok(Route::Change { camera: 0 })
+        );
+        assert_eq!(get("/settings.json"), Ok(Route::SettingsJson { camera: 0 }));
+        assert_eq!(
+            get("/back/config.json"),
+            Ok(Route::ConfigJson { camera: 1 })
+        );
+        assert_eq!(
+            get("/?action=command&brightness=10&name=x"),
+            Ok(Route::Command {
+                camera: 0,
+                changes: vec![("brightness".into(), "10".into())]
+            })
+        );
     }
 
     #[test]

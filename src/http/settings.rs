@@ -1,0 +1,307 @@
+//! Settings over HTTP: `POST /<name>` (form-encoded or JSON), cscore's
+//! `/?action=command&<control>=<value>`, `/settings.json` and `/config.json`.
+//!
+//! Every value is checked before anything changes (`Camera::change`); a bad request gets
+//! a 4xx that says what was wrong, and the camera keeps the settings it had.
+
+use serde_json::{Map, Value, json};
+
+use super::request::Request;
+use super::routes::{RouteError, parse_query};
+use crate::camera::Camera;
+use crate::controls::{ControlKind, ControlValue};
+
+/// Why a settings request was refused: the status and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: String,
+}
+
+fn refuse(status: u16, reason: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        reason: reason.into(),
+    }
+}
+
+/// The changes a POST asks for, from a form or a JSON object.
+pub fn parse_body(request: &Request) -> Result<Vec<(String, ControlValue)>, Refusal> {
+    if request.body.is_empty() {
+        return Err(refuse(
+            400,
+            "empty body: send fps=..&quality=.. (form) or {\"fps\": .., \"quality\": ..} (JSON)",
+        ));
+    }
+    let content_type = request
+        .header("content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    match media_type {
+        "application/x-www-form-urlencoded" => parse_form(&request.body),
+        "application/json" => parse_json(&request.body),
+        other => Err(refuse(
+            415,
+            format!(
+                "content type \"{other}\" is not accepted: use application/x-www-form-urlencoded or application/json"
+            ),
+        )),
+    }
+}
+
+fn parse_form(body: &[u8]) -> Result<Vec<(String, ControlValue)>, Refusal> {
+    let text = std::str::from_utf8(body).map_err(|_| refuse(400, "the form is not UTF-8"))?;
+    let pairs = parse_query(text.trim()).map_err(|e| match e {
+        RouteError::BadParameter(reason) => refuse(400, reason),
+        _ => refuse(400, "malformed form"),
+    })?;
+    Ok(pairs
+        .into_iter()
+        .map(|(k, v)| (k, ControlValue::Text(v)))
+        .collect())
+}
+
+fn parse_json(body: &[u8]) -> Result<Vec<(String, ControlValue)>, Refusal> {
+    let object: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| refuse(400, format!("the body is not a JSON object: {e}")))?;
+    object
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                Value::Bool(b) => ControlValue::Bool(b),
+                Value::String(s) => ControlValue::Text(s),
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => ControlValue::Int(i),
+                    None => {
+                        return Err(refuse(
+                            400,
+                            format!("{key} must be a whole number, not {n}"),
+                        ));
+                    }
+                },
+                other => {
+                    return Err(refuse(
+                        400,
+                        format!("{key} must be a number, true/false or a string, not {other}"),
+                    ));
+                }
+            };
+            Ok((key, value))
+        })
+        .collect()
+}
+
+/// Applies the changes, all or nothing.
+pub fn apply(camera: &Camera, changes: &[(String, ControlValue)]) -> Result<(), Refusal> {
+    camera
+        .change(changes)
+        .map_err(|e| refuse(400, e.to_string()))
+}
+
+/// The values in force, as answered to a POST: `{"fps":..,"quality":..,"controls":{..}}`.
+pub fn in_force_json(camera: &Camera) -> String {
+    let controls: Map<String, Value> = camera
+        .controls
+        .list()
+        .into_iter()
+        .map(|c| (c.name, json!(c.value)))
+        .collect();
+    json!({
+        "fps": camera.settings.fps(),
+        "quality": camera.settings.quality(),
+        "controls": controls,
+    })
+    .to_string()
+}
+
+/// cscore's `/settings.json`: `{"controls":[...],"modes":[...]}`, values as strings as
+/// cscore writes them. frcstream's own stream settings (fps, quality) come first.
+pub fn settings_json(camera: &Camera) -> String {
+    let mode = camera.mode();
+    let mut controls = vec![
+        cscore_control(
+            "fps",
+            0,
+            "2",
+            1,
+            120,
+            1,
+            i64::from(mode.fps),
+            i64::from(camera.settings.fps()),
+            None,
+        ),
+        cscore_control(
+            "quality",
+            1,
+            "2",
+            1,
+            100,
+            1,
+            50,
+            i64::from(camera.settings.quality()),
+            None,
+        ),
+    ];
+    for (index, control) in camera.controls.list().into_iter().enumerate() {
+        let (kind, menu) = match control.kind {
+            ControlKind::Boolean | ControlKind::Button => ("1", None),
+            ControlKind::Menu | ControlKind::IntegerMenu => {
+                let menu: Map<String, Value> = control
+                    .menu
+                    .iter()
+                    .map(|(value, name)| (value.to_string(), json!(name)))
+                    .collect();
+                ("8", Some(menu))
+            }
+            ControlKind::Integer => ("2", None),
+        };
+        controls.push(cscore_control(
+            &control.name,
+            index + 2,
+            kind,
+            control.min,
+            control.max,
+            control.step,
+            control.default,
+            control.value,
+            menu,
+        ));
+    }
+    let pixel_format = match mode.format {
+        "MJPEG" => "MJPEG",
+        "YUYV" => "YUYV",
+        "GRAY" => "gray",
+        _ => "unknown",
+    };
+    json!({
+        "controls": controls,
+        "modes": [{
+            "pixelFormat": pixel_format,
+            "width": mode.width.to_string(),
+            "height": mode.height.to_string(),
+            "fps": mode.fps.to_string(),
+        }],
+    })
+    .to_string()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cscore_control(
+    name: &str,
+    id: usize,
+    kind: &str,
+    min: i64,
+    max: i64,
+    step: i64,
+    default: i64,
+    value: i64,
+    menu: Option<Map<String, Value>>,
+) -> Value {
+    let mut control = json!({
+        "name": name,
+        "id": id.to_string(),
+        "type": kind,
+        "min": min.to_string(),
+        "max": max.to_string(),
+        "step": step.to_string(),
+        "default": default.to_string(),
+        "value": value.to_string(),
+    });
+    if let (Some(menu), Some(object)) = (menu, control.as_object_mut()) {
+        object.insert("menu".into(), Value::Object(menu));
+    }
+    control
+}
+
+/// cscore's `/config.json`: the current mode and property values.
+pub fn config_json(camera: &Camera) -> String {
+    let mode = camera.mode();
+    let properties: Vec<Value> = camera
+        .controls
+        .list()
+        .into_iter()
+        .map(|c| json!({"name": c.name, "value": c.value}))
+        .collect();
+    json!({
+        "pixel format": mode.format.to_ascii_lowercase(),
+        "width": mode.width,
+        "height": mode.height,
+        "fps": camera.settings.fps(),
+        "quality": camera.settings.quality(),
+        "connected": camera.is_connected(),
+        "properties": properties,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CameraConfig;
+
+    fn post(content_type: &str, body: &str) -> Request {
+        let text = format!(
+            "POST /cam HTTP/1.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut pending = Vec::new();
+        super::super::request::read_request(&mut text.as_bytes(), &mut pending).expect("request")
+    }
+
+    #[test]
+    fn forms_and_json_give_the_same_changes() {
+        let form = parse_body(&post(
+            "application/x-www-form-urlencoded",
+            "fps=10&quality=40",
+        ))
+        .expect("form");
+        assert_eq!(
+            form,
+            vec![
+                ("fps".to_owned(), ControlValue::Text("10".into())),
+                ("quality".to_owned(), ControlValue::Text("40".into())),
+            ]
+        );
+        let json = parse_body(&post(
+            "application/json; charset=utf-8",
+            r#"{"fps": 10, "quality": "40"}"#,
+        ))
+        .expect("json");
+        assert_eq!(
+            json,
+            vec![
+                ("fps".to_owned(), ControlValue::Int(10)),
+                ("quality".to_owned(), ControlValue::Text("40".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_bodies_are_refused_with_a_reason() {
+        let status = |ct: &str, body: &str| parse_body(&post(ct, body)).map_err(|r| r.status).err();
+        assert_eq!(status("text/plain", "fps=10"), Some(415));
+        assert_eq!(status("application/json", "[1,2]"), Some(400));
+        assert_eq!(status("application/json", "{\"fps\": 1.5}"), Some(400));
+        assert_eq!(status("application/json", "{\"fps\": null}"), Some(400));
+        assert_eq!(status("application/json", "{\"fps\": "), Some(400));
+        assert_eq!(
+            status("application/x-www-form-urlencoded", "fps=%zz"),
+            Some(400)
+        );
+        assert_eq!(status("application/json", ""), Some(400));
+    }
+
+    #[test]
+    fn cscore_json_shapes() {
+        let camera = Camera::new(&CameraConfig::embedded_default());
+        let settings: Value = serde_json::from_str(&settings_json(&camera)).expect("json");
+        assert_eq!(settings["controls"][0]["name"], "fps");
+        assert_eq!(settings["controls"][0]["value"], "30");
+        assert_eq!(settings["modes"][0]["width"], "640");
+        let config: Value = serde_json::from_str(&config_json(&camera)).expect("json");
+        assert_eq!(config["quality"], 50);
+        let in_force: Value = serde_json::from_str(&in_force_json(&camera)).expect("json");
+        assert_eq!(in_force["fps"], 30);
+    }
+}
