@@ -10,6 +10,7 @@ use crate::controls::{CameraControls, ControlError, ControlValue};
 use crate::frame_slot::FrameSlot;
 use crate::source::Mode;
 use crate::stats::CameraStats;
+use crate::variants::Variants;
 
 pub struct Camera {
     pub name: String,
@@ -18,6 +19,8 @@ pub struct Camera {
     pub stats: Arc<CameraStats>,
     /// V4L2 controls (empty for other sources).
     pub controls: Arc<CameraControls>,
+    /// The other sizes and qualities clients are watching.
+    pub variants: Variants,
     mode: Mutex<Mode>,
     source: Mutex<String>,
     connected: AtomicBool,
@@ -41,6 +44,7 @@ impl Camera {
                 );
                 Arc::new(controls)
             },
+            variants: Variants::default(),
             mode: Mutex::new(Mode {
                 width: config.width,
                 height: config.height,

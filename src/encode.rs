@@ -240,7 +240,7 @@ fn copy_luma(yuyv_row: &[u8], luma_row: &mut [u8]) {
 
 /// Recently published frames, reused once no client holds them any more.
 #[derive(Default)]
-struct FramePool {
+pub(crate) struct FramePool {
     recent: VecDeque<Arc<Frame>>,
 }
 
@@ -250,7 +250,7 @@ const POOL_SIZE: usize = 6;
 
 impl FramePool {
     /// A frame nobody else holds: a released one from the pool, or a new one.
-    fn take(&mut self) -> Arc<Frame> {
+    pub(crate) fn take(&mut self) -> Arc<Frame> {
         // No weak references are ever made, so a strong count of one means only the pool
         // holds it, and nobody can clone it any more.
         let free = self.recent.iter().position(|f| Arc::strong_count(f) == 1);
@@ -260,7 +260,7 @@ impl FramePool {
         }
     }
 
-    fn keep(&mut self, frame: &Arc<Frame>) {
+    pub(crate) fn keep(&mut self, frame: &Arc<Frame>) {
         self.recent.push_back(Arc::clone(frame));
         if self.recent.len() > POOL_SIZE {
             self.recent.pop_front();

@@ -26,6 +26,8 @@ pub mod pacing;
 pub mod source;
 pub mod stats;
 pub mod streamer;
+pub mod transcode;
+pub mod variants;
 
 pub use config::Config;
 pub use source::pushed::{PushError, PushedStream};

@@ -14,9 +14,11 @@ use std::time::Duration;
 use super::response::write_all_vectored;
 use super::routes::StreamParams;
 use crate::camera::Camera;
-use crate::frame::{Frame, monotonic_us};
+use crate::frame::{Frame, FrameKind, monotonic_us};
+use crate::frame_slot::FrameSlot;
 use crate::pacing::Pacer;
 use crate::stats::ClientStats;
+use crate::variants::{VariantKey, Variants};
 
 pub const BOUNDARY: &str = "boundarydonotcross";
 /// What follows every JPEG: the boundary that closes its part (`BOUNDARY`, spelt out).
@@ -48,11 +50,17 @@ pub fn stream_head() -> String {
 /// client), or the server stops.
 pub fn stream<W: Write>(
     out: &mut W,
-    camera: &Camera,
+    camera: &Arc<Camera>,
     params: &StreamParams,
     client: &Arc<ClientStats>,
     stop: &AtomicBool,
 ) -> io::Result<()> {
+    // The camera's own frames, or a variant at the size and quality this client asks for.
+    let variant = match variant_key(params, camera) {
+        Some(key) => Some(Variants::subscribe(camera, key)?),
+        None => None,
+    };
+    let slot = variant.as_ref().map_or(&camera.slot, |v| &v.slot);
     let first_boundary = format!("--{BOUNDARY}\r\n");
     write_all_vectored(
         out,
@@ -61,17 +69,17 @@ pub fn stream<W: Write>(
             IoSlice::new(first_boundary.as_bytes()),
         ],
     )?;
-    let _viewer = camera.slot.viewer();
+    let _viewer = slot.viewer();
     let _registration = camera.stats.add_client(Arc::clone(client));
     let mut pacer = Pacer::default();
     let mut part_head = String::with_capacity(128);
-    let mut last_seq = first_frame_floor(camera);
+    let mut last_seq = first_frame_floor(slot);
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let Some(frame) = camera.slot.wait_newer(last_seq, WAKE_INTERVAL) else {
-            if camera.slot.is_closed() {
+        let Some(frame) = slot.wait_newer(last_seq, WAKE_INTERVAL) else {
+            if slot.is_closed() {
                 return Ok(());
             }
             continue;
@@ -98,8 +106,8 @@ pub fn stream<W: Write>(
 
 /// The sequence number a new client starts after: the current frame is sent at once if it
 /// is fresh, otherwise the client waits for the next one.
-fn first_frame_floor(camera: &Camera) -> u64 {
-    let latest = camera.slot.latest();
+fn first_frame_floor(slot: &FrameSlot) -> u64 {
+    let latest = slot.latest();
     let age = monotonic_us().saturating_sub(latest.captured_us);
     if latest.seq > 0 && age < MAX_FIRST_FRAME_AGE_US {
         latest.seq - 1
@@ -108,17 +116,37 @@ fn first_frame_floor(camera: &Camera) -> u64 {
     }
 }
 
+/// The variant a client's parameters ask for, or `None` for the camera's own frames:
+/// `resolution=` other than the camera's size, or `compression=` 0–100 (-1 is the
+/// camera's own JPEG).
+pub fn variant_key(params: &StreamParams, camera: &Camera) -> Option<VariantKey> {
+    let mode = camera.mode();
+    let size = params
+        .resolution
+        .filter(|&size| size != (mode.width, mode.height));
+    let quality = match params.compression {
+        None | Some(-1) => None,
+        Some(q) => Some(q.clamp(1, 100) as u8),
+    };
+    (size.is_some() || quality.is_some()).then_some(VariantKey { size, quality })
+}
+
 /// Writes one part: its headers, the JPEG, and the boundary that ends it.
 fn write_part<W: Write>(out: &mut W, frame: &Frame, head: &mut String) -> io::Result<()> {
     use std::fmt::Write as _;
     head.clear();
     let _ = write!(
         head,
-        "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {}.{:06}\r\n\r\n",
+        "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {}.{:06}\r\n",
         frame.jpeg().len(),
         frame.captured_us / 1_000_000,
         frame.captured_us % 1_000_000
     );
+    // The NO SIGNAL card says so, for programs watching the stream (and the tests).
+    if frame.kind == FrameKind::NoSignal {
+        head.push_str("X-Frame-Kind: no-signal\r\n");
+    }
+    head.push_str("\r\n");
     write_all_vectored(
         out,
         &mut [

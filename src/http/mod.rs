@@ -427,7 +427,7 @@ fn settings_response(
 fn serve_stream(
     stream: &mut TcpStream,
     request: &Request,
-    camera: &Camera,
+    camera: &Arc<Camera>,
     params: &routes::StreamParams,
     peer: SocketAddr,
     id: u64,

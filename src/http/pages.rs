@@ -86,6 +86,8 @@ struct CameraReport {
     frames: FrameCounts,
     latency: LatencySummary,
     client_list: Vec<ClientReport>,
+    /// Other sizes and qualities being watched, each encoded once per frame.
+    variants: Vec<crate::variants::VariantReport>,
 }
 
 #[derive(Serialize)]
@@ -107,6 +109,8 @@ struct FrameCounts {
     /// Frames the camera dropped (sequence gaps).
     camera_drops: u64,
     delivered: u64,
+    /// Frames re-encoded for variants (other sizes or qualities), all variants together.
+    variant_encodes: u64,
 }
 
 /// `/stats.json`.
@@ -145,9 +149,11 @@ fn camera_report(camera: &Camera) -> CameraReport {
             idle: stats.idle_frames.load(Ordering::Relaxed),
             camera_drops: stats.camera_drops.load(Ordering::Relaxed),
             delivered: stats.delivered.total(),
+            variant_encodes: camera.variants.encodes.load(Ordering::Relaxed),
         },
         latency: stats.latency.summary(),
         client_list: stats.client_reports(),
+        variants: camera.variants.report(),
     }
 }
 

@@ -1,0 +1,172 @@
+//! Per-client size and quality over real HTTP: every URL form with every parameter gives
+//! frames of the requested size and quality, `compression=-1` gives the source's own JPEG,
+//! and each (size, quality) is encoded once per frame however many clients watch it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use frcstream::client::MjpegStream;
+
+fn first_parts(address: SocketAddr, path: &str, count: usize) -> Vec<Vec<u8>> {
+    let mut stream = MjpegStream::open(address, path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    (0..count)
+        .map(|_| {
+            stream
+                .next_part()
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+                .jpeg
+        })
+        .collect()
+}
+
+#[test]
+fn every_url_form_with_every_parameter_gives_the_requested_size() {
+    let streamer = common::start_test_pattern();
+    let address = streamer.local_addr();
+    let forms = [
+        "/cam.mjpg?",
+        "/stream.mjpg?",
+        "/?action=stream&",
+        "/cam/stream.mjpg?",
+    ];
+    let cases: [(&str, (usize, usize)); 4] = [
+        ("resolution=320x240", (320, 240)),
+        ("resolution=160x120&compression=30", (160, 120)),
+        ("compression=30&fps=15", (640, 480)),
+        ("resolution=640x480&compression=-1&name=x", (640, 480)),
+    ];
+    for form in forms {
+        for (params, size) in cases {
+            let path = format!("{form}{params}");
+            for jpeg in first_parts(address, &path, 2) {
+                assert_eq!(common::decoded_size(&jpeg), size, "{path}");
+            }
+        }
+    }
+    streamer.stop();
+}
+
+fn average_size(address: SocketAddr, path: &str) -> usize {
+    let parts = first_parts(address, path, 6);
+    parts[2..].iter().map(|p| p.len()).sum::<usize>() / 4
+}
+
+#[test]
+fn compression_sets_the_quality_of_that_client() {
+    let streamer = common::start_test_pattern();
+    let address = streamer.local_addr();
+    let fine = average_size(address, "/cam.mjpg?compression=90");
+    let coarse = average_size(address, "/cam.mjpg?compression=10");
+    let small = average_size(address, "/cam.mjpg?resolution=320x240&compression=10");
+    println!("640x480 q90: {fine} B, q10: {coarse} B; 320x240 q10: {small} B");
+    assert!(coarse * 2 < fine, "q10 {coarse} B vs q90 {fine} B");
+    assert!(small < coarse, "320x240 {small} B vs 640x480 {coarse} B");
+    streamer.stop();
+}
+
+#[test]
+fn compression_minus_one_is_the_cameras_own_jpeg_and_sizes_scale_from_mjpeg() {
+    let dir = std::env::temp_dir().join(format!("frcstream-variants-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let files: Vec<Vec<u8>> = (0..3u8)
+        .map(|i| {
+            let pixels: Vec<u8> = (0..640 * 480 * 3)
+                .map(|p| ((p / 3) % 640) as u8 ^ (i * 40))
+                .collect();
+            let image = turbojpeg::Image {
+                pixels: pixels.as_slice(),
+                width: 640,
+                pitch: 640 * 3,
+                height: 480,
+                format: turbojpeg::PixelFormat::RGB,
+            };
+            let jpeg = turbojpeg::compress(image, 80, turbojpeg::Subsamp::Sub2x1)
+                .expect("jpeg")
+                .to_vec();
+            std::fs::write(dir.join(format!("{i}.jpg")), &jpeg).expect("write");
+            jpeg
+        })
+        .collect();
+    let cameras = format!(
+        "[[camera]]\nname = \"replay\"\nsource = \"folder:{}\"\nfps = 30\n",
+        dir.display()
+    );
+    let streamer = common::start(&cameras, "");
+    let address = streamer.local_addr();
+    for jpeg in first_parts(address, "/replay.mjpg?compression=-1", 4) {
+        assert!(
+            files.contains(&jpeg),
+            "compression=-1 gives a fed file, byte for byte"
+        );
+    }
+    for jpeg in first_parts(address, "/replay.mjpg?resolution=160x120", 3) {
+        assert_eq!(common::decoded_size(&jpeg), (160, 120));
+    }
+    for jpeg in first_parts(address, "/replay.mjpg?resolution=320x240&compression=20", 3) {
+        assert_eq!(common::decoded_size(&jpeg), (320, 240));
+        assert!(!files.contains(&jpeg));
+    }
+    streamer.stop();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn counters(address: SocketAddr) -> (u64, u64, u64) {
+    let stats = common::stats(address);
+    let frames = &stats["cameras"][0]["frames"];
+    let get = |k: &str| frames[k].as_u64().expect("counter");
+    (get("published"), get("encodes"), get("variant_encodes"))
+}
+
+/// Encodes per published source frame while `paths` are streamed, one client each.
+fn encodes_per_frame(address: SocketAddr, paths: &[&str]) -> f64 {
+    let stop = Instant::now() + Duration::from_secs(4);
+    let clients: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            let path = path.to_string();
+            std::thread::spawn(move || {
+                let mut stream = MjpegStream::open(address, &path).expect("stream");
+                while Instant::now() < stop {
+                    stream.next_part().expect("part");
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let (published_0, encodes_0, variants_0) = counters(address);
+    std::thread::sleep(Duration::from_secs(2));
+    let (published_1, encodes_1, variants_1) = counters(address);
+    for client in clients {
+        client.join().expect("client");
+    }
+    let encodes = (encodes_1 - encodes_0) + (variants_1 - variants_0);
+    encodes as f64 / (published_1 - published_0).max(1) as f64
+}
+
+#[test]
+fn each_variant_is_encoded_once_per_frame_for_all_its_clients() {
+    let streamer = common::start_test_pattern();
+    let address = streamer.local_addr();
+    let one = encodes_per_frame(address, &["/cam.mjpg"; 4]);
+    let two = encodes_per_frame(
+        address,
+        &[
+            "/cam.mjpg",
+            "/cam.mjpg",
+            "/cam.mjpg?resolution=320x240",
+            "/?action=stream&resolution=320x240",
+        ],
+    );
+    println!(
+        "encodes per source frame: 4 clients on 1 variant {one:.2}, 4 clients on 2 variants {two:.2}"
+    );
+    assert!((0.95..=1.05).contains(&one), "{one}");
+    assert!((1.85..=2.05).contains(&two), "{two}");
+    // Variants nobody watches any more are dropped.
+    std::thread::sleep(Duration::from_millis(1200));
+    let variants = &common::stats(address)["cameras"][0]["variants"];
+    assert_eq!(variants.as_array().map(Vec::len), Some(0), "{variants}");
+    streamer.stop();
+}
