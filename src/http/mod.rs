@@ -278,9 +278,11 @@ fn respond(
                 ),
                 RouteError::BadParameter(reason) => (400, format!("bad request: {reason}\n")),
             };
-            Response::text(status, &body)
-                .with_header("Allow", "GET, HEAD")
-                .write_to(stream, head_only, keep_alive)?;
+            let mut response = Response::text(status, &body);
+            if status == 405 {
+                response = response.with_header("Allow", "GET, HEAD, POST");
+            }
+            response.write_to(stream, head_only, keep_alive)?;
             return Ok(Next::KeepOpen);
         }
     };
