@@ -1,15 +1,23 @@
-//! What the server says about itself: the HTML pages (`/`, `/<name>.html`) and
-//! `/stats.json`. Everything is generated here, embedded in the binary: the field has no
-//! internet, so nothing comes from a CDN.
+//! What the server says about itself: the page (`/`, `/<name>.html`) and `/stats.json`.
+//!
+//! The page is one HTML document with its style and script inlined (`assets/`), embedded
+//! in the binary: the field has no internet, so nothing comes from a CDN, and one request
+//! loads it all. The script builds the cameras from `/stats.json` and
+//! `/<name>/settings.json`; the server only fills in the title and a fallback list of
+//! links for browsers without JavaScript.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::camera::Camera;
 use crate::stats::{ClientReport, LatencySummary, round2};
+
+const SHELL: &str = include_str!("assets/index.html");
+const STYLE: &str = include_str!("assets/style.css");
+const SCRIPT: &str = include_str!("assets/app.js");
 
 /// Escapes text for HTML.
 fn escape(text: &str) -> String {
@@ -19,48 +27,63 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1em;background:#111;color:#eee}\
-a{color:#7cf}figure{display:inline-block;margin:0 1em 1em 0}\
-img{max-width:100%;background:#222;display:block}figcaption{font-size:.9em;color:#aaa}";
-
-/// The index: every camera with its live stream and its URLs.
+/// The index: every camera with its live stream, stats and settings.
 pub fn index(cameras: &[Arc<Camera>]) -> String {
-    let mut html = page_start("frcstream");
-    html.push_str("<h1>frcstream</h1>\n");
-    for camera in cameras {
-        html.push_str(&camera_figure(camera));
-    }
-    html.push_str("<p><a href=\"/stats.json\">/stats.json</a></p>\n</body></html>\n");
-    html
+    let count = match cameras.len() {
+        1 => "1 camera".to_owned(),
+        n => format!("{n} cameras"),
+    };
+    page("frcstream", "", &count, cameras.iter().map(|c| &**c))
 }
 
-/// One camera's page.
+/// One camera's page: the same page, showing that camera only.
 pub fn camera_page(camera: &Camera) -> String {
-    let mut html = page_start(&format!("{} — frcstream", camera.name));
-    html.push_str(&camera_figure(camera));
-    html.push_str("<p><a href=\"/\">all cameras</a></p>\n</body></html>\n");
-    html
-}
-
-fn page_start(title: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body>\n",
-        escape(title)
+    page(
+        &format!("{} — frcstream", camera.name),
+        &camera.name,
+        "<a href=\"/\">all cameras</a>",
+        std::iter::once(camera),
     )
 }
 
-fn camera_figure(camera: &Camera) -> String {
-    let name = escape(&camera.name);
-    format!(
-        "<figure><img src=\"/{name}.mjpg\" alt=\"{name}\">\
-         <figcaption><b>{name}</b> — {mode} — {source}<br>\
-         stream <a href=\"/{name}.mjpg\">/{name}.mjpg</a> · \
-         snapshot <a href=\"/{name}.jpg\">/{name}.jpg</a></figcaption></figure>\n",
-        mode = escape(&camera.mode().to_string()),
-        source = escape(&camera.source_description()),
-    )
+/// Fills the shell. `where_html` is trusted markup; everything else is escaped.
+fn page<'a>(
+    title: &str,
+    only: &str,
+    where_html: &str,
+    cameras: impl Iterator<Item = &'a Camera>,
+) -> String {
+    let mut links = String::new();
+    for camera in cameras {
+        let name = escape(&camera.name);
+        links.push_str(&format!(
+            "<p><b>{name}</b>: <a href=\"/{name}.mjpg\">stream</a> · \
+             <a href=\"/{name}.jpg\">snapshot</a></p>"
+        ));
+    }
+    // The script and style are inserted last so that nothing in them is taken for a
+    // placeholder.
+    SHELL
+        .replace("{{TITLE}}", &escape(title))
+        .replace("{{CAMERA}}", &escape(only))
+        .replace("{{WHERE}}", where_html)
+        .replace("{{NOSCRIPT}}", &links)
+        .replace("{{STYLE}}", STYLE.trim_end())
+        .replace("{{APP}}", script())
+}
+
+/// The script as served: without indentation and comment lines (a tenth smaller; the
+/// source in `assets/` stays readable). Lines stay lines, so nothing changes meaning.
+fn script() -> &'static str {
+    static SERVED: OnceLock<String> = OnceLock::new();
+    SERVED.get_or_init(|| {
+        SCRIPT
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 #[derive(Serialize)]
@@ -179,6 +202,33 @@ mod tests {
             escape("<a href=\"x\">&"),
             "&lt;a href=&quot;x&quot;&gt;&amp;"
         );
+    }
+
+    #[test]
+    fn the_page_is_one_self_contained_document() {
+        let camera = Arc::new(Camera::new(&CameraConfig::embedded_default()));
+        let html = index(&[Arc::clone(&camera)]);
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        for placeholder in [
+            "{{TITLE}}",
+            "{{CAMERA}}",
+            "{{WHERE}}",
+            "{{NOSCRIPT}}",
+            "{{STYLE}}",
+            "{{APP}}",
+        ] {
+            assert!(!html.contains(placeholder), "{placeholder} was left");
+        }
+        assert!(html.contains("<style>:root{") && html.contains("MAX_LIVE"));
+        // Nothing from elsewhere: the field has no internet.
+        assert!(!html.contains("http://") && !html.contains("https://"));
+        assert!(
+            html.contains("href=\"/cam.mjpg\""),
+            "links without JavaScript"
+        );
+        assert!(html.len() < 20_000, "the page is {} bytes", html.len());
+        let page = camera_page(&camera);
+        assert!(page.contains("data-camera=\"cam\"") && page.contains("<title>cam — frcstream"));
     }
 
     #[test]
