@@ -4,5 +4,5 @@
 # say SKIPPED loudly and the rest still run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 cargo test --all-targets "$@"
