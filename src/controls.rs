@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::source::v4l2::device::{self, ControlKind, RawControl};
+pub use crate::source::v4l2::device::ControlKind;
+use crate::source::v4l2::device::{self, RawControl};
 
 /// A control value as a person writes it: a number, a boolean or a menu entry's name.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -161,7 +162,8 @@ impl Control {
             }
             return Err(self.not_an_entry(&raw.to_string()));
         }
-        let on_step = (raw - self.min) % self.step.max(1) == 0;
+        // In i128: `raw - min` of a value from a config file must not overflow.
+        let on_step = (i128::from(raw) - i128::from(self.min)) % i128::from(self.step.max(1)) == 0;
         if raw < self.min || raw > self.max || !on_step {
             return Err(ControlError::OutOfRange {
                 name: self.name.clone(),
@@ -254,10 +256,43 @@ impl CameraControls {
         Ok(raw)
     }
 
+    /// Checks a value against the control's range without setting it.
+    pub fn check_value(&self, name: &str, value: &ControlValue) -> Result<i64, ControlError> {
+        let state = self.lock();
+        if state.device.is_none() && state.controls.is_empty() {
+            return Err(ControlError::NotConnected);
+        }
+        state.controls[find(&state.controls, name)?].resolve(value)
+    }
+
+    /// Whether `name` is a control of this camera.
+    pub fn has(&self, name: &str) -> bool {
+        self.lock().controls.iter().any(|c| c.name == name)
+    }
+
     /// Values to apply at every connect, e.g. from the config file (not checked until the
     /// camera is there).
     pub fn set_wanted(&self, wanted: Vec<(String, ControlValue)>) {
         self.lock().wanted = wanted;
+    }
+
+    /// Checks the wanted values against the controls a camera offers without setting
+    /// anything: an unknown name or an out-of-range value is found as soon as the device
+    /// opens, even when it cannot stream (busy, no format yet).
+    pub fn check(&self, raw_controls: &[RawControl]) -> Vec<ControlError> {
+        let wanted = self.lock().wanted.clone();
+        let controls: Vec<Control> = raw_controls
+            .iter()
+            .map(|raw| Control::from_raw(raw, raw.default))
+            .collect();
+        wanted
+            .iter()
+            .filter_map(|(name, value)| {
+                find(&controls, name)
+                    .and_then(|index| controls[index].resolve(value))
+                    .err()
+            })
+            .collect()
     }
 
     /// Called by the capture thread once it has opened the device: learns the controls and
@@ -299,26 +334,28 @@ impl CameraControls {
     }
 }
 
+/// The index of control `name`, or the error listing the camera's controls.
+fn find(controls: &[Control], name: &str) -> Result<usize, ControlError> {
+    controls
+        .iter()
+        .position(|c| c.name == name)
+        .ok_or_else(|| ControlError::Unknown {
+            name: name.to_owned(),
+            known: controls
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
 fn apply(
     fd: &OwnedFd,
     controls: &mut [Control],
     name: &str,
     value: &ControlValue,
 ) -> Result<i64, ControlError> {
-    let known = || {
-        controls
-            .iter()
-            .map(|c| c.name.clone())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let Some(index) = controls.iter().position(|c| c.name == name) else {
-        return Err(ControlError::Unknown {
-            name: name.to_owned(),
-            known: known(),
-        });
-    };
-    let control = &mut controls[index];
+    let control = &mut controls[find(controls, name)?];
     let raw = control.resolve(value)?;
     device::set_control_value(fd, control.id, raw).map_err(|e| ControlError::Device {
         name: name.to_owned(),
@@ -396,6 +433,23 @@ mod tests {
             c.resolve(&ControlValue::Text("bright".into())),
             Err(ControlError::WrongType { .. })
         ));
+    }
+
+    #[test]
+    fn extreme_values_are_out_of_range_not_a_panic() {
+        let c = Control {
+            min: i64::from(i32::MIN),
+            max: i64::from(i32::MAX),
+            step: 1,
+            ..control(ControlKind::Integer)
+        };
+        for value in [i64::MAX, i64::MIN] {
+            assert!(matches!(
+                c.resolve(&ControlValue::Int(value)),
+                Err(ControlError::OutOfRange { .. })
+            ));
+        }
+        assert_eq!(c.resolve(&ControlValue::Int(-5)), Ok(-5));
     }
 
     #[test]

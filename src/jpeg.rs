@@ -52,19 +52,42 @@ pub fn check(data: &[u8]) -> Result<JpegInfo, JpegError> {
     Ok(info)
 }
 
-/// Where the JPEG ends: after its EOI marker. Drivers may hand out a buffer padded with
-/// zeros or, like v4l2loopback's first frame, followed by junk: both are cut off. Inside
-/// the scan, 0xFF is always stuffed, so the first FF D9 after it is the end.
+/// Where the JPEG ends: after its EOI marker. Inside the scan, 0xFF is always stuffed
+/// (`FF 00`) or a restart marker, so the first FF D9 after the scan starts is the end.
+/// What follows is cut off: zero padding, junk, or - in a driver buffer whose `bytesused`
+/// was not updated (v4l2loopback after a new REQBUFS) - the tail of an older, longer JPEG
+/// that ends in an EOI of its own: so the last two bytes prove nothing, the scan is searched.
 fn end_of_image(data: &[u8], scan_offset: usize) -> Result<usize, JpegError> {
-    let trimmed = data.len() - data.iter().rev().take_while(|&&b| b == 0).count();
-    if trimmed >= 2 && data[trimmed - 2] == 0xFF && data[trimmed - 1] == EOI {
-        return Ok(trimmed);
+    let scan = &data[scan_offset..];
+    let mut from = 0;
+    while let Some(at) = next_ff(scan, from) {
+        if scan.get(at + 1) == Some(&EOI) {
+            return Ok(scan_offset + at + 2);
+        }
+        from = at + 1;
     }
-    data[scan_offset..]
-        .windows(2)
-        .position(|pair| pair == [0xFF, EOI])
-        .map(|pos| scan_offset + pos + 2)
-        .ok_or(JpegError::NoEndMarker)
+    Err(JpegError::NoEndMarker)
+}
+
+/// The index of the next 0xFF byte in `data` from `from` on. Eight bytes at a time: most
+/// of a frame's scan has no 0xFF, and this runs over every passed-through frame.
+fn next_ff(data: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut at = from;
+    while at + 8 <= data.len() {
+        let word = u64::from_le_bytes(data[at..at + 8].try_into().ok()?);
+        // A zero byte in !word is a 0xFF byte in word.
+        let inverted = !word;
+        if inverted.wrapping_sub(ONES) & !inverted & HIGHS != 0 {
+            break;
+        }
+        at += 8;
+    }
+    data.get(at..)?
+        .iter()
+        .position(|&b| b == 0xFF)
+        .map(|pos| at + pos)
 }
 
 /// Walks the marker segments from SOI to SOS.
@@ -254,6 +277,36 @@ mod tests {
         let mut padded = jpeg.clone();
         padded.extend((0..5000u32).map(|i| (i * 7 + 1) as u8 | 1));
         assert_eq!(check(&padded).expect("valid").len, jpeg.len());
+    }
+
+    #[test]
+    fn the_tail_of_an_older_frame_in_a_reused_buffer_is_cut_off() {
+        // A new, shorter JPEG written over an older one in the same buffer, with the old
+        // length: the data ends in the old frame's EOI.
+        let old = sample_jpeg(128, 96);
+        let new = sample_jpeg(32, 32);
+        assert!(new.len() < old.len());
+        let mut buffer = new.clone();
+        buffer.extend_from_slice(&old[new.len()..]);
+        assert!(buffer.ends_with(&[0xFF, 0xD9]));
+        assert_eq!(check(&buffer).expect("valid").len, new.len());
+    }
+
+    #[test]
+    fn the_end_marker_is_found_at_any_alignment() {
+        let jpeg = sample_jpeg(32, 32);
+        for junk in 0..9 {
+            let mut padded = jpeg.clone();
+            padded.extend(std::iter::repeat_n(0x55, junk));
+            assert_eq!(check(&padded).expect("valid").len, jpeg.len(), "{junk}");
+        }
+        for cut in 1..12 {
+            assert!(check(&jpeg[..jpeg.len() - cut]).is_err(), "{cut}");
+        }
+        assert_eq!(next_ff(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF], 0), Some(9));
+        assert_eq!(next_ff(&[0xFF; 3], 1), Some(1));
+        assert_eq!(next_ff(&[1; 20], 0), None);
+        assert_eq!(next_ff(&[1; 20], 25), None);
     }
 
     #[test]

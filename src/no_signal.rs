@@ -2,6 +2,8 @@
 //! stream's size, names the camera and counts the seconds since the signal was lost, so
 //! every card differs from the last (a frozen picture is never shown).
 
+use std::fmt::Write as _;
+
 use crate::font::{self, YuyvCanvas};
 
 pub struct NoSignalCard {
@@ -9,6 +11,8 @@ pub struct NoSignalCard {
     height: usize,
     camera: String,
     yuyv: Vec<u8>,
+    /// The "LOST N S AGO" line, rewritten in place: nothing is allocated per card.
+    lost: String,
 }
 
 const BACKGROUND: [u8; 3] = [40, 128, 128];
@@ -21,6 +25,7 @@ impl NoSignalCard {
             height: height as usize,
             camera: camera.to_uppercase(),
             yuyv: vec![0; width as usize * height as usize * 2],
+            lost: String::with_capacity(32),
         }
     }
 
@@ -45,11 +50,12 @@ impl NoSignalCard {
         let x = width.saturating_sub(font::text_width(title, scale)) / 2;
         canvas.draw_text(x, band_top + 2 * scale, scale, title, 235);
         let small = (scale / 3).max(1);
-        let lines = [self.camera.clone(), format!("LOST {seconds} S AGO")];
+        self.lost.clear();
+        let _ = write!(self.lost, "LOST {seconds} S AGO");
         let mut y = band_top + band_height + 2 * small * font::CELL_HEIGHT / 2;
-        for line in lines {
-            let x = width.saturating_sub(font::text_width(&line, small)) / 2;
-            canvas.draw_text(x, y, small, &line, 200);
+        for line in [self.camera.as_str(), self.lost.as_str()] {
+            let x = width.saturating_sub(font::text_width(line, small)) / 2;
+            canvas.draw_text(x, y, small, line, 200);
             y += (font::CELL_HEIGHT + 3) * small;
         }
         &self.yuyv

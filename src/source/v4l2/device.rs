@@ -528,7 +528,7 @@ pub struct RawControl {
 
 impl Device {
     /// Every control of a type frcstream handles. Controls of other types (strings,
-    /// compound, 64-bit) are skipped, never a panic.
+    /// bitmasks, 64-bit, arrays and other compound controls) are skipped, never a panic.
     pub fn controls(&self) -> Vec<RawControl> {
         let mut controls = Vec::new();
         let mut query: v4l2_query_ext_ctrl = zeroed();
@@ -546,7 +546,10 @@ impl Device {
                 v4l2_ctrl_type_V4L2_CTRL_TYPE_BUTTON => Some(ControlKind::Button),
                 _ => None,
             };
-            if let Some(kind) = kind {
+            // Arrays and payload controls (vivid's `u8_2x3x4x5_array`, strings) carry more
+            // than one value: not settable as a number, so skipped like unknown types.
+            let scalar = query.nr_of_dims == 0 && query.flags & V4L2_CTRL_FLAG_HAS_PAYLOAD == 0;
+            if let (Some(kind), true) = (kind, scalar) {
                 if query.flags & V4L2_CTRL_FLAG_DISABLED == 0 {
                     let name_bytes: Vec<u8> = query.name.iter().map(|&c| c as u8).collect();
                     let mut control = RawControl {
@@ -575,7 +578,7 @@ impl Device {
         let mut items = Vec::new();
         let (low, high) = (
             query.minimum.max(0),
-            query.maximum.min(query.minimum.max(0) + 64),
+            query.maximum.min(query.minimum.max(0).saturating_add(64)),
         );
         for index in low..=high {
             let mut item: v4l2_querymenu = zeroed();

@@ -176,12 +176,23 @@ fn describe_camera(out: &mut String, index: usize, camera: &FoundCamera) -> std:
         controls.attach(std::sync::Arc::new(fd), &device.controls());
     }
     let list = controls.list();
-    if !list.is_empty() {
+    let (buttons, settings): (Vec<&Control>, Vec<&Control>) = list
+        .iter()
+        .partition(|c| c.kind == super::device::ControlKind::Button);
+    if !settings.is_empty() {
         writeln!(out, "[camera.controls]")?;
         writeln!(out, "# every control, commented out at its current value:")?;
-        for control in &list {
+        for control in &settings {
             writeln!(out, "# {}", control_line(control))?;
         }
+    }
+    if !buttons.is_empty() {
+        let names: Vec<&str> = buttons.iter().map(|c| c.name.as_str()).collect();
+        writeln!(
+            out,
+            "# buttons (actions, not settings: `name = true` would press one at every connect): {}",
+            names.join(", ")
+        )?;
     }
     writeln!(out)
 }

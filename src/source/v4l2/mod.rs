@@ -33,8 +33,18 @@ use crate::frame::{CapturedFrame, Pixels};
 /// that nothing old piles up.
 const BUFFER_COUNT: u32 = 3;
 
-/// No frame for this long means the camera is gone (some drivers never report ENODEV).
-const FRAME_TIMEOUT: Duration = Duration::from_secs(1);
+/// No frame for this long (or for three frame intervals at low rates) means the camera is
+/// gone: some drivers never report ENODEV. Short enough that the NO SIGNAL card reaches
+/// clients before Shuffleboard's one-second watchdog reconnects.
+const FRAME_TIMEOUT: Duration = Duration::from_millis(700);
+
+/// How long without a frame means the camera is gone, at `fps`.
+fn frame_timeout(fps: u32) -> Duration {
+    if fps == 0 {
+        return FRAME_TIMEOUT;
+    }
+    FRAME_TIMEOUT.max(Duration::from_secs(3) / fps)
+}
 
 /// What the config asks of a V4L2 camera.
 #[derive(Debug, Clone)]
@@ -49,6 +59,7 @@ pub struct Request {
 struct Open {
     stream: Stream,
     granted: Granted,
+    frame_timeout: Duration,
     /// Kept so the device stays open for control access until the stream is gone.
     _device: Device,
 }
@@ -96,6 +107,13 @@ impl V4l2Source {
     fn open_device(&mut self) -> Result<Open, SourceError> {
         let path = &self.request.path;
         let device = Device::open(path).map_err(|e| open_error(path, &e))?;
+        // Controls are checked before anything else, so a wrong name or value in the
+        // config is reported at start even when the camera is busy.
+        let raw_controls = device.controls();
+        let errors = self.controls.check(&raw_controls);
+        if !errors.is_empty() {
+            return Err(control_errors(path, &errors));
+        }
         let fourcc = choose_format(&device, &self.request)?;
         let granted = device
             .set_mode(
@@ -144,17 +162,14 @@ impl V4l2Source {
                 .try_clone()
                 .map_err(|e| SourceError::Disconnected(e.to_string()))?,
         );
-        let errors = self.controls.attach(control_fd, &device.controls());
-        if !errors.is_empty() {
-            let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            return Err(SourceError::Failed(format!(
-                "{}: [camera.controls]: {}",
-                path.display(),
-                messages.join("; ")
-            )));
+        // Values were checked above; what the driver still refuses (EBUSY, EIO from a USB
+        // camera) is logged, not fatal: the camera must come back after a reconnect.
+        for error in self.controls.attach(control_fd, &raw_controls) {
+            log::warn!("{}: [camera.controls]: {error}", path.display());
         }
         Ok(Open {
             stream,
+            frame_timeout: frame_timeout(granted.fps),
             granted,
             _device: device,
         })
@@ -236,6 +251,15 @@ fn pack_rows<'a>(data: &'a [u8], granted: Granted, packed: &'a mut Vec<u8>) -> &
         packed.extend_from_slice(&line[..row.min(line.len())]);
     }
     packed
+}
+
+fn control_errors(path: &Path, errors: &[crate::controls::ControlError]) -> SourceError {
+    let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    SourceError::Failed(format!(
+        "{}: [camera.controls]: {}",
+        path.display(),
+        messages.join("; ")
+    ))
 }
 
 fn open_error(path: &Path, e: &std::io::Error) -> SourceError {
@@ -349,7 +373,7 @@ impl V4l2Source {
             .wait(timeout.as_millis().min(i32::MAX as u128) as i32)
             .map_err(|e| SourceError::Disconnected(format!("poll: {e}")))?;
         if !ready {
-            if self.last_frame.elapsed() > FRAME_TIMEOUT {
+            if self.last_frame.elapsed() > open.frame_timeout {
                 return Err(SourceError::Disconnected(format!(
                     "no frame for {} ms",
                     self.last_frame.elapsed().as_millis()
