@@ -2,7 +2,7 @@
 //! statistics and current mode. The capture thread writes into it; HTTP (and later
 //! NetworkTables) read from it and change its settings.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{CameraConfig, FPS_RANGE, QUALITY_RANGE};
@@ -24,6 +24,8 @@ pub struct Camera {
     mode: Mutex<Mode>,
     source: Mutex<String>,
     connected: AtomicBool,
+    /// Bumped by the capture thread once per loop: the systemd watchdog's proof of life.
+    heartbeat: AtomicU64,
 }
 
 impl Camera {
@@ -53,6 +55,7 @@ impl Camera {
             }),
             source: Mutex::new(config.source.to_string()),
             connected: AtomicBool::new(false),
+            heartbeat: AtomicU64::new(0),
         }
     }
 
@@ -81,6 +84,16 @@ impl Camera {
 
     pub fn set_connected(&self, connected: bool) {
         self.connected.store(connected, Ordering::Relaxed);
+    }
+
+    /// Called by the capture thread once per loop, frames or not (see `systemd.rs`).
+    pub fn beat(&self) {
+        self.heartbeat.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many loops the capture thread has made.
+    pub fn heartbeat(&self) -> u64 {
+        self.heartbeat.load(Ordering::Relaxed)
     }
 }
 

@@ -80,6 +80,7 @@ impl<'a> Capture<'a> {
             self.on_connected();
         }
         while !stop.load(Ordering::Relaxed) {
+            self.camera.beat();
             if !connected {
                 connected = self.recover(stop);
                 continue;
@@ -111,6 +112,7 @@ impl<'a> Capture<'a> {
         let mut next_try = lost_at;
         let mut last_error = String::new();
         while !stop.load(Ordering::Relaxed) {
+            self.camera.beat();
             let now = Instant::now();
             if now >= next_card {
                 self.publish_no_signal(lost_at.elapsed().as_secs());

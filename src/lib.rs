@@ -26,6 +26,7 @@ pub mod pacing;
 pub mod source;
 pub mod stats;
 pub mod streamer;
+pub mod systemd;
 pub mod transcode;
 pub mod variants;
 

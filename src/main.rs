@@ -60,9 +60,19 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Command, String> {
 fn init_logging() {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    // Under systemd, journald stamps every line itself.
+    // Under systemd, journald stamps every line itself and takes its priority from a
+    // syslog-style `<N>` prefix (`journalctl -p warning` then works).
     if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.format_timestamp(None);
+        builder.format(|out, record| {
+            use std::io::Write;
+            let priority = match record.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            writeln!(out, "<{priority}>{}", record.args())
+        });
     }
     builder.init();
 }
@@ -178,7 +188,8 @@ fn run(config: &Config) -> ExitCode {
     for url in streamer.urls() {
         log::info!("open {url}");
     }
-    let _ = stop_rx.recv();
+    // READY=1 for systemd, and its watchdog pings while the capture threads make progress.
+    frcstream::systemd::supervise(&streamer, &stop_rx);
     log::info!("stopping");
     streamer.stop();
     ExitCode::SUCCESS

@@ -101,6 +101,14 @@ impl Streamer {
         &self.cameras
     }
 
+    /// Each camera's capture-loop count, in camera order (the systemd watchdog's input).
+    pub fn heartbeats(&self) -> Vec<u64> {
+        self.cameras
+            .iter()
+            .map(|camera| camera.heartbeat())
+            .collect()
+    }
+
     /// The push handle of a camera configured with `source = "pushed"`.
     pub fn pushed_stream(&self, name: &str) -> Option<PushedStream> {
         self.pushed.get(name).cloned()
