@@ -30,6 +30,8 @@ const RESERVED_NAMES: &[&str] = &[
 pub struct Config {
     pub server: ServerConfig,
     pub cameras: Vec<CameraConfig>,
+    /// The `[networktables]` section; `None` (no section) means NetworkTables is off.
+    pub networktables: Option<NetworkTablesConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -237,6 +239,7 @@ impl Config {
         Config {
             server: ServerConfig::default(),
             cameras: vec![CameraConfig::embedded_default()],
+            networktables: None,
         }
     }
 
@@ -263,7 +266,8 @@ impl Config {
             )
         })?;
         let raw: RawConfig = serde_path_to_error::deserialize(document).map_err(|err| {
-            let key = Some(err.path().to_string()).filter(|k| k != ".");
+            // A `Spanned` table shows up in the path as serde_spanned's private field.
+            let key = Some(err.path().to_string().replace(SPANNED_FIELD, "")).filter(|k| k != ".");
             let inner = err.into_inner();
             invalid(
                 Location::at(text, inner.span(), key),
@@ -284,6 +288,8 @@ struct RawConfig {
     server: ServerConfig,
     #[serde(default, rename = "camera")]
     cameras: Vec<RawCamera>,
+    #[serde(default)]
+    networktables: Option<Spanned<RawNetworkTables>>,
 }
 
 #[derive(Deserialize)]
@@ -385,9 +391,14 @@ impl RawConfig {
                 port,
             });
         }
+        let networktables = self
+            .networktables
+            .map(RawNetworkTables::validate)
+            .transpose()?;
         Ok(Config {
             server: self.server,
             cameras,
+            networktables,
         })
     }
 }
@@ -429,6 +440,155 @@ fn find_key_line(text: &str, key: &str) -> usize {
                 .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
         .map_or(0, |i| i + 1)
+}
+
+// -------------------------------------------------------------------------------------------
+// [networktables]
+
+/// Team numbers FRC hands out; the robot's address `10.TE.AM.2` needs TE.AM ≤ 255.99.
+pub const TEAM_RANGE: std::ops::RangeInclusive<u16> = 1..=25599;
+
+/// The `[networktables]` section: where the NT4 server is and who frcstream is to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkTablesConfig {
+    /// `enabled = false` keeps the section but turns NetworkTables off.
+    pub enabled: bool,
+    pub server: NtServerSpec,
+    /// The name frcstream connects with (`/nt/<client_name>`); the server appends `@N`.
+    pub client_name: String,
+}
+
+/// The NT4 server, as written in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NtServerSpec {
+    /// `team = 1234`: the roboRIO at `10.12.34.2`, port 5810.
+    Team(u16),
+    /// `server = "host[:port]"`, port 5810 unless given.
+    Address(String),
+}
+
+impl NtServerSpec {
+    /// `host[:port]` to connect to.
+    pub fn address(&self) -> String {
+        match self {
+            NtServerSpec::Team(team) => format!("10.{}.{}.2:5810", team / 100, team % 100),
+            NtServerSpec::Address(address) => address.clone(),
+        }
+    }
+}
+
+impl fmt::Display for NtServerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NtServerSpec::Team(team) => write!(f, "team {team}'s robot ({})", self.address()),
+            NtServerSpec::Address(address) => f.write_str(address),
+        }
+    }
+}
+
+/// How a `Spanned<table>` appears in serde paths (removed from error keys).
+const SPANNED_FIELD: &str = "$__serde_spanned_private_value.";
+
+/// The default NetworkTables client name.
+pub const DEFAULT_NT_CLIENT_NAME: &str = "frcstream";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetworkTables {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    #[serde(default, deserialize_with = "team")]
+    team: Option<Spanned<u16>>,
+    #[serde(default)]
+    server: Option<Spanned<String>>,
+    #[serde(default = "default_client_name")]
+    client_name: Spanned<String>,
+}
+
+impl RawNetworkTables {
+    fn validate(
+        section: Spanned<RawNetworkTables>,
+    ) -> Result<NetworkTablesConfig, ValidationError> {
+        let section_span = section.span();
+        let raw = section.into_inner();
+        let key = |field: &str| format!("networktables.{field}");
+        let server = match (raw.team, raw.server) {
+            (Some(_), Some(server)) => {
+                return Err((
+                    server.span(),
+                    key("server"),
+                    "set either `team` or `server`, not both".to_owned(),
+                ));
+            }
+            (None, None) => {
+                return Err((
+                    section_span,
+                    "networktables".to_owned(),
+                    "[networktables] needs `team = <number>` (the robot at 10.TE.AM.2) or \
+                     `server = \"host[:port]\"`"
+                        .to_owned(),
+                ));
+            }
+            (Some(team), None) => NtServerSpec::Team(team.into_inner()),
+            (None, Some(server)) => {
+                let span = server.span();
+                let server = server.into_inner();
+                if crate::networktables::parse_server(&server).is_none() {
+                    return Err((
+                        span,
+                        key("server"),
+                        format!(
+                            "server \"{server}\" is not a host name or address with an optional \
+                             port, e.g. \"10.12.34.2\" or \"localhost:5810\""
+                        ),
+                    ));
+                }
+                NtServerSpec::Address(server)
+            }
+        };
+        let name_span = raw.client_name.span();
+        let client_name = raw.client_name.into_inner();
+        check_client_name(&client_name).map_err(|m| (name_span, key("client_name"), m))?;
+        Ok(NetworkTablesConfig {
+            enabled: raw.enabled,
+            server,
+            client_name,
+        })
+    }
+}
+
+fn check_client_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!(
+            "client name \"{name}\" must be 1 to 64 characters long"
+        ));
+    }
+    if name.contains('@') || name.chars().any(char::is_control) {
+        return Err(format!(
+            "client name \"{name}\" may not contain '@' (the server appends @N) or control characters"
+        ));
+    }
+    Ok(())
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_client_name() -> Spanned<String> {
+    Spanned::new(0..0, DEFAULT_NT_CLIENT_NAME.to_owned())
+}
+fn team<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<u16>>, D::Error> {
+    let team = Spanned::<i64>::deserialize(d)?;
+    let span = team.span();
+    let value = team.into_inner();
+    match u16::try_from(value) {
+        Ok(v) if TEAM_RANGE.contains(&v) => Ok(Some(Spanned::new(span, v))),
+        _ => Err(serde::de::Error::custom(format!(
+            "team {value} is out of range ({}–{})",
+            TEAM_RANGE.start(),
+            TEAM_RANGE.end()
+        ))),
+    }
 }
 
 /// A camera name must be usable as a URL path segment and a NetworkTables key.
@@ -575,6 +735,17 @@ mod tests {
         let config = parse(text).expect("config/frcstream.toml must stay valid");
         assert_eq!(config.server.port, DEFAULT_PORT);
         assert_eq!(config.cameras[0].name, "cam");
+        assert_eq!(
+            config.networktables, None,
+            "NetworkTables stays commented out"
+        );
+        let uncommented = text.replace("#[networktables]", "[networktables]");
+        let uncommented = uncommented.replace("#team = 1234", "team = 1234");
+        let nt = parse(&uncommented).expect("the commented section is valid");
+        assert_eq!(
+            nt.networktables.map(|n| n.server),
+            Some(NtServerSpec::Team(1234))
+        );
     }
 
     #[test]
@@ -682,5 +853,76 @@ mod tests {
     fn syntax_errors_name_the_line() {
         let message = error_text("[[camera]]\nname = \"a\n");
         assert!(message.contains("line 2"), "{message}");
+    }
+
+    #[test]
+    fn without_a_networktables_section_nt_is_off() {
+        let config = parse("[[camera]]\nname = \"a\"\n").expect("valid");
+        assert_eq!(config.networktables, None);
+        assert_eq!(Config::embedded_default().networktables, None);
+    }
+
+    #[test]
+    fn a_team_number_gives_the_roborio_address() {
+        let config =
+            parse("[networktables]\nteam = 1234\n[[camera]]\nname = \"a\"\n").expect("valid");
+        let nt = config.networktables.expect("section");
+        assert!(nt.enabled);
+        assert_eq!(nt.client_name, "frcstream");
+        assert_eq!(nt.server, NtServerSpec::Team(1234));
+        assert_eq!(nt.server.address(), "10.12.34.2:5810");
+        assert_eq!(NtServerSpec::Team(5).address(), "10.0.5.2:5810");
+        assert_eq!(NtServerSpec::Team(254).address(), "10.2.54.2:5810");
+        assert_eq!(NtServerSpec::Team(25599).address(), "10.255.99.2:5810");
+    }
+
+    #[test]
+    fn a_server_address_client_name_and_switch() {
+        let text = "[networktables]\nserver = \"localhost:5811\"\nclient_name = \"pi-front\"\n\
+                    enabled = false\n[[camera]]\nname = \"a\"\n";
+        let nt = parse(text).expect("valid").networktables.expect("section");
+        assert!(!nt.enabled);
+        assert_eq!(nt.client_name, "pi-front");
+        assert_eq!(nt.server, NtServerSpec::Address("localhost:5811".into()));
+        assert_eq!(nt.server.address(), "localhost:5811");
+    }
+
+    #[test]
+    fn networktables_errors_name_line_and_key() {
+        let camera = "[[camera]]\nname = \"a\"\n";
+        let both = error_text(&format!(
+            "[networktables]\nteam = 1234\nserver = \"10.0.0.2\"\n{camera}"
+        ));
+        assert!(both.contains("line 3"), "{both}");
+        assert!(both.contains("networktables.server"), "{both}");
+        assert!(both.contains("either `team` or `server`"), "{both}");
+
+        let neither = error_text(&format!("{camera}\n[networktables]\nenabled = true\n"));
+        assert!(neither.contains("line 4"), "{neither}");
+        assert!(neither.contains("key `networktables`"), "{neither}");
+        assert!(neither.contains("needs `team"), "{neither}");
+
+        for team in ["0", "25600", "-1"] {
+            let message = error_text(&format!("[networktables]\nteam = {team}\n{camera}"));
+            assert!(message.contains("line 2"), "{message}");
+            assert!(message.contains("networktables.team"), "{message}");
+            assert!(message.contains("out of range (1–25599)"), "{message}");
+        }
+        let message = error_text(&format!("[networktables]\nteam = \"1234\"\n{camera}"));
+        assert!(message.contains("networktables.team"), "{message}");
+
+        let message = error_text(&format!("[networktables]\nserver = \"a b:1\"\n{camera}"));
+        assert!(message.contains("line 2"), "{message}");
+        assert!(message.contains("networktables.server"), "{message}");
+
+        let message = error_text(&format!(
+            "[networktables]\nteam = 1\nclient_name = \"a@b\"\n{camera}"
+        ));
+        assert!(message.contains("line 3"), "{message}");
+        assert!(message.contains("networktables.client_name"), "{message}");
+
+        let message = error_text(&format!("[networktables]\nteam = 1\nteem = 2\n{camera}"));
+        assert!(message.contains("line 3"), "{message}");
+        assert!(message.contains("teem"), "{message}");
     }
 }

@@ -392,7 +392,7 @@ impl Drop for NtClient {
 }
 
 /// Parses `host`, `host:port`, `[ipv6]` or `[ipv6]:port` (or a bare IPv6 address).
-fn parse_server(server: &str) -> Option<(String, u16)> {
+pub(crate) fn parse_server(server: &str) -> Option<(String, u16)> {
     let s = server.trim();
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Some((addr.ip().to_string(), addr.port()));

@@ -33,6 +33,7 @@ mod client;
 mod protocol;
 mod value;
 
+pub(crate) use client::parse_server;
 pub use client::{NtClient, NtClientConfig, NtProtocol, NtUpdate};
 pub use value::{NtType, NtValue};
 
