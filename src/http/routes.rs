@@ -109,6 +109,24 @@ pub fn resolve(
         ("/config.json", _) => return Ok(Route::ConfigJson { camera: 0 }),
         _ => {}
     }
+    // `/<name>/?action=...`: cscore's URLs, per camera on the shared port (NetworkTables
+    // advertises `/<name>/?action=stream` for a camera without a port of its own).
+    if let (Some(camera), Some(action)) = (name_path.strip_suffix('/').and_then(find), action) {
+        return match action {
+            "stream" => stream(camera),
+            "snapshot" => Ok(Route::Snapshot { camera }),
+            "command" => Ok(Route::Command {
+                camera,
+                changes: query
+                    .into_iter()
+                    .filter(|(k, _)| k != "action" && k != "name")
+                    .collect(),
+            }),
+            other => Err(RouteError::BadParameter(format!(
+                "action \"{other}\" is not known: use action=stream, action=snapshot or action=command"
+            ))),
+        };
+    }
     if let Some(camera) = by_suffix(".mjpg").or_else(|| by_suffix("/stream.mjpg")) {
         return stream(camera);
     }
@@ -146,6 +164,7 @@ pub fn valid_urls(cameras: &[&str]) -> Vec<String> {
     for name in cameras {
         urls.push(format!("/{name}.mjpg"));
         urls.push(format!("/{name}/stream.mjpg"));
+        urls.push(format!("/{name}/?action=stream"));
         urls.push(format!("/{name}.jpg"));
         urls.push(format!("/{name}.html"));
         urls.push(format!("/{name}/settings.json"));
@@ -281,6 +300,17 @@ mod tests {
         assert_eq!(get("/back/stream.mjpg"), Ok(stream(1)));
         assert_eq!(get("/stream.mjpg"), Ok(stream(0)));
         assert_eq!(get("/?action=stream"), Ok(stream(0)));
+        assert_eq!(get("/back/?action=stream"), Ok(stream(1)));
+        assert_eq!(get("/front/?action=stream"), Ok(stream(0)));
+        assert_eq!(
+            get("/back/?action=snapshot"),
+            Ok(Route::Snapshot { camera: 1 })
+        );
+        assert!(matches!(
+            get("/back/?action=dance"),
+            Err(RouteError::BadParameter(_))
+        ));
+        assert_eq!(get("/side/?action=stream"), Err(RouteError::NotFound));
     }
 
     #[test]
@@ -363,6 +393,13 @@ mod tests {
             get("/?action=command&brightness=10&name=x"),
             Ok(Route::Command {
                 camera: 0,
+                changes: vec![("brightness".into(), "10".into())]
+            })
+        );
+        assert_eq!(
+            get("/back/?action=command&brightness=10"),
+            Ok(Route::Command {
+                camera: 1,
                 changes: vec![("brightness".into(), "10".into())]
             })
         );

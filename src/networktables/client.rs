@@ -343,6 +343,21 @@ impl NtClient {
         Ok(true)
     }
 
+    /// The value this client holds for a topic it publishes: its latest own write, or a newer
+    /// value received for it through a subscription (see the [module docs](super)). `None`
+    /// if the topic is not published here or has no value yet.
+    ///
+    /// A subscriber can compare an update with this to tell whether the update is still the
+    /// topic's value or already lost against a newer local write.
+    pub fn value(&self, topic: &str) -> Option<NtValue> {
+        let state = self.shared.lock();
+        state
+            .topics
+            .get(topic)
+            .and_then(|t| t.value.as_ref())
+            .map(|r| r.value.clone())
+    }
+
     /// Subscribes to all topics whose names start with one of `prefixes` (`""` is every
     /// topic except the server's `$` meta topics). The channel receives the values the server
     /// sends: other clients' writes, and on every (re)connect the current value of each
@@ -1177,6 +1192,8 @@ mod tests {
         assert!(nt.set_default("/a", 1).expect("default"));
         assert!(!nt.set_default("/a", 2).expect("default again"));
         nt.set("/a", 3).expect("set");
+        assert_eq!(nt.value("/a"), Some(NtValue::Int(3)));
+        assert_eq!(nt.value("/nothing"), None);
         nt.publish("/j", NtType::Json, Json::Null)
             .expect("publish json");
         nt.set("/j", "{}").expect("json takes strings");
