@@ -361,7 +361,9 @@ impl NtClient {
     /// Subscribes to all topics whose names start with one of `prefixes` (`""` is every
     /// topic except the server's `$` meta topics). The channel receives the values the server
     /// sends: other clients' writes, and on every (re)connect the current value of each
-    /// matching topic (ntcore does not echo this client's own writes back). It holds up to
+    /// matching topic (ntcore does not echo this client's own writes back). Values whose type
+    /// differs from the topic's are dropped, except for topics this client publishes (see the
+    /// [module docs](super)). It holds up to
     /// 256 updates; when the receiver falls behind further, new updates are dropped (and
     /// logged). Dropping the receiver unsubscribes (noticed at the next matching update).
     pub fn subscribe(&self, prefixes: &[&str]) -> Receiver<NtUpdate> {
@@ -1041,18 +1043,29 @@ impl<'w> Connection<'w> {
             debug!("NetworkTables: value for unannounced topic id {}", m.id);
             return;
         };
+        let mut state = self.shared().lock();
         if !m.value.fits(topic.ty) {
-            if self.mistyped_logged.insert(m.id) {
-                warn!(
-                    "NetworkTables: {} is announced as {} but got a {} value: ignored",
+            if state.topics.contains_key(&topic.name) {
+                // Another client writes a value of another type to a topic published here
+                // (ntcore's server forwards and caches it). The subscriber, who owns the
+                // topic, gets it to refuse it and write its own value back.
+                debug!(
+                    "NetworkTables: {} got a {} value; passed to subscribers",
                     topic.name,
-                    topic.ty,
                     m.value.nt_type()
                 );
+            } else {
+                if self.mistyped_logged.insert(m.id) {
+                    warn!(
+                        "NetworkTables: {} is announced as {} but got a {} value: ignored",
+                        topic.name,
+                        topic.ty,
+                        m.value.nt_type()
+                    );
+                }
+                return;
             }
-            return;
         }
-        let mut state = self.shared().lock();
         if let Some(ours) = state
             .topics
             .get_mut(&topic.name)
