@@ -13,6 +13,7 @@ use crate::camera::Camera;
 use crate::capture;
 use crate::config::{CameraConfig, Config, SourceSpec};
 use crate::http::{HttpServer, Limits};
+use crate::networktables::{CameraPublisher, NtCamera, NtError};
 use crate::source::jpeg_folder::JpegFolder;
 use crate::source::pushed::{PushedStream, pushed_stream};
 use crate::source::test_pattern::TestPattern;
@@ -30,6 +31,8 @@ pub enum StartError {
     Source { camera: String, source: SourceError },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error("NetworkTables: {0}")]
+    NetworkTables(#[source] NtError),
 }
 
 pub struct Streamer {
@@ -40,6 +43,7 @@ pub struct Streamer {
     http: HttpServer,
     /// Servers of cameras with a port of their own, by camera name.
     camera_servers: Vec<(String, HttpServer)>,
+    networktables: Option<CameraPublisher>,
 }
 
 impl Streamer {
@@ -74,6 +78,35 @@ impl Streamer {
                 camera_servers.push((camera.name.clone(), server));
             }
         }
+        let networktables = match &config.networktables {
+            Some(nt) if nt.enabled => {
+                let nt_cameras = cameras
+                    .iter()
+                    .zip(&config.cameras)
+                    .map(|(camera, camera_config)| {
+                        let own = camera_servers
+                            .iter()
+                            .find(|(name, _)| *name == camera.name)
+                            .map(|(_, server)| server.local_addr());
+                        NtCamera::new(
+                            Arc::clone(camera),
+                            &camera_config.source,
+                            http.local_addr(),
+                            own,
+                        )
+                    })
+                    .collect();
+                Some(CameraPublisher::start(nt, nt_cameras).map_err(StartError::NetworkTables)?)
+            }
+            Some(_) => {
+                log::info!("NetworkTables: off ([networktables] enabled = false)");
+                None
+            }
+            None => {
+                log::info!("NetworkTables: off (no [networktables] section in the config)");
+                None
+            }
+        };
         Ok(Streamer {
             cameras,
             pushed,
@@ -81,6 +114,7 @@ impl Streamer {
             capture_threads,
             http,
             camera_servers,
+            networktables,
         })
     }
 
@@ -114,6 +148,11 @@ impl Streamer {
         self.pushed.get(name).cloned()
     }
 
+    /// The NetworkTables publisher, when `[networktables]` turned it on.
+    pub fn networktables(&self) -> Option<&CameraPublisher> {
+        self.networktables.as_ref()
+    }
+
     /// The URLs a user can open: the page, and each camera's stream on every address of the
     /// machine (or the bound address), and its snapshot.
     pub fn urls(&self) -> Vec<String> {
@@ -144,6 +183,8 @@ impl Streamer {
 
     /// Stops capture, closes every client and waits (up to about a second) for the threads.
     pub fn stop(mut self) {
+        // First, so nothing about cameras being torn down reaches NetworkTables.
+        drop(self.networktables.take());
         self.stop.store(true, Ordering::SeqCst);
         for camera in &self.cameras {
             camera.slot.close();

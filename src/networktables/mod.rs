@@ -12,7 +12,9 @@
 //! the server; [`NtClient::set_default`] writes with timestamp 0, so any other client's write
 //! wins over it, now and after a reconnect or server restart. Values received for a topic this
 //! client publishes (through a subscription) replace its retained value, so a dashboard's
-//! setting is what gets re-sent after a server restart.
+//! setting is what gets re-sent after a server restart. A value of another type for a topic
+//! this client publishes is never retained, but subscribers get it: ntcore's server caches
+//! such a write, and only the topic's owner can write a proper value over it.
 //!
 //! ```no_run
 //! use frcstream::networktables::{NtClient, NtClientConfig, NtType};
@@ -28,11 +30,16 @@
 //! ```
 //!
 //! Spec: allwpilib `ntcore/doc/networktables4.adoc`.
+//!
+//! [`camera_publisher`] is what frcstream does with the client: the cameras under
+//! `/CameraPublisher`, statistics and settings under `/frcstream`.
 
+pub mod camera_publisher;
 mod client;
 mod protocol;
 mod value;
 
+pub use camera_publisher::{CameraPublisher, NtCamera};
 pub(crate) use client::parse_server;
 pub use client::{NtClient, NtClientConfig, NtProtocol, NtUpdate};
 pub use value::{NtType, NtValue};

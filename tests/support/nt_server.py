@@ -5,6 +5,9 @@ Driven by tests/nt4_client.rs over stdin/stdout, one command per line, one JSON 
   get NAME              -> {"server": V, "dashboard": V}, V = {"type": ..., "value": ...} or null
                            (the server's own view, and what the dashboard client received)
   set NAME TYPE JSON    -> {"ok": true}  the dashboard publishes NAME as TYPE and writes JSON
+  set_blind NAME TYPE JSON -> {"ok": true}  the same from a second client ("blind") that
+                           subscribes to nothing, so it does not know the topic's type and
+                           sends what it is told (a dashboard writing a string to an int)
   topics                -> {"topics": [{"name": ..., "type": ...}, ...]}  (server view)
   log                   -> {"log": [[level, message], ...]}  everything ntcore logged so far
   exit                  -> {"ok": true}, then the process ends
@@ -95,6 +98,19 @@ def main():
     wait_for(dash.isConnected, "the dashboard to connect")
 
     publishers = {}
+    blind = {"inst": None, "publishers": {}}
+
+    def blind_publisher(name, type_str):
+        if blind["inst"] is None:
+            inst = ntcore.NetworkTableInstance.create()
+            inst.startClient4("blind")
+            inst.setServer("127.0.0.1", port4)
+            wait_for(inst.isConnected, "the blind client to connect")
+            blind["inst"] = inst
+        pubs = blind["publishers"]
+        if (name, type_str) not in pubs:
+            pubs[(name, type_str)] = blind["inst"].getTopic(name).genericPublish(type_str)
+        return pubs[(name, type_str)]
     print(json.dumps({"ready": True}), flush=True)
 
     for line in sys.stdin:
@@ -110,6 +126,12 @@ def main():
                     publishers[name] = dash.getTopic(name).genericPublish(type_str)
                 publishers[name].set(make(conv(json.loads(raw)), 0))
                 dash.flush()
+                reply = {"ok": True}
+            elif cmd == "set_blind":
+                name, type_str, raw = parts[1], parts[2], parts[3]
+                make, conv = TYPED[type_str]
+                blind_publisher(name, type_str).set(make(conv(json.loads(raw)), 0))
+                blind["inst"].flush()
                 reply = {"ok": True}
             elif cmd == "topics":
                 infos = server.getTopicInfo()
