@@ -387,7 +387,11 @@ impl Worker {
             ] {
                 self.publish(&format!("{}{key}", cam.root), ty, none.clone());
             }
-            self.set(&format!("{}source", cam.root), cam.source.as_str());
+            set(
+                &self.nt,
+                &format!("{}source", cam.root),
+                cam.source.as_str(),
+            );
             for key in DOUBLE_STATS {
                 self.publish(&format!("{}{key}", cam.own), NtType::Double, none.clone());
             }
@@ -410,58 +414,49 @@ impl Worker {
         }
     }
 
-    fn set(&self, topic: &str, value: impl Into<NtValue>) {
-        if let Err(e) = self.nt.set(topic, value) {
-            warn!("NetworkTables: cannot set {topic}: {e}");
-        }
-    }
-
     /// Publishes what changed in each camera's state and settings.
     fn refresh_state(&mut self) {
-        for i in 0..self.cameras.len() {
-            let cam = &self.cameras[i];
-            let camera = Arc::clone(&cam.camera);
-            let root = cam.root.clone();
-
+        let nt = &*self.nt;
+        for cam in &mut self.cameras {
+            let camera = &cam.camera;
+            let root = &cam.root;
             let connected = camera.is_connected();
             if cam.connected != Some(connected) {
-                self.set(&format!("{root}connected"), connected);
-                self.cameras[i].connected = Some(connected);
+                set(nt, &format!("{root}connected"), connected);
+                cam.connected = Some(connected);
             }
             let description = camera.source_description();
-            if self.cameras[i].description.as_ref() != Some(&description) {
-                self.set(&format!("{root}description"), description.as_str());
-                self.cameras[i].description = Some(description);
+            if cam.description.as_ref() != Some(&description) {
+                set(nt, &format!("{root}description"), description.as_str());
+                cam.description = Some(description);
             }
             let mode = camera.mode().to_string();
-            if self.cameras[i].mode.as_ref() != Some(&mode) {
-                self.set(&format!("{root}mode"), mode.as_str());
+            if cam.mode.as_ref() != Some(&mode) {
+                set(nt, &format!("{root}mode"), mode.as_str());
                 // Sources offer one mode today; V4L2 will list what the device offers.
-                self.set(&format!("{root}modes"), vec![mode.clone()]);
-                self.cameras[i].mode = Some(mode);
+                set(nt, &format!("{root}modes"), vec![mode.clone()]);
+                cam.mode = Some(mode);
             }
             let streams = stream_urls(
-                self.cameras[i].server,
-                &self.cameras[i].path,
+                cam.server,
+                &cam.path,
                 &self.interfaces,
                 self.hostname.as_deref(),
             );
-            if self.cameras[i].streams.as_ref() != Some(&streams) {
-                self.set(&format!("{root}streams"), streams.clone());
-                self.cameras[i].streams = Some(streams);
+            if cam.streams.as_ref() != Some(&streams) {
+                set(nt, &format!("{root}streams"), streams.clone());
+                cam.streams = Some(streams);
             }
-            for s in 0..self.cameras[i].settings.len() {
-                let st = &self.cameras[i].settings[s];
-                let now = st.setting.get(&camera);
+            for st in &mut cam.settings {
+                let now = st.setting.get(camera);
                 if now != st.published {
                     debug!(
                         "camera \"{}\": {} is now {now}, publishing it",
                         camera.name,
                         st.setting.name()
                     );
-                    let topic = st.topic.clone();
-                    self.set(&topic, now);
-                    self.cameras[i].settings[s].published = now;
+                    set(nt, &st.topic, now);
+                    st.published = now;
                 }
             }
         }
@@ -469,27 +464,26 @@ impl Worker {
 
     /// Publishes the statistics that changed.
     fn refresh_stats(&mut self) {
-        for i in 0..self.cameras.len() {
-            let values = self.cameras[i].stats_values();
-            for (k, value) in values.into_iter().enumerate() {
-                if self.cameras[i].stats[k] != Some(value) {
-                    let topic = format!("{}{}", self.cameras[i].own, DOUBLE_STATS[k]);
-                    self.set(&topic, value);
-                    self.cameras[i].stats[k] = Some(value);
+        let nt = &*self.nt;
+        for cam in &mut self.cameras {
+            let values = cam.stats_values();
+            for ((key, last), value) in DOUBLE_STATS.iter().zip(&mut cam.stats).zip(values) {
+                if *last != Some(value) {
+                    set(nt, &format!("{}{key}", cam.own), value);
+                    *last = Some(value);
                 }
             }
-            let clients = self.cameras[i].camera.stats.client_count() as i64;
-            if self.cameras[i].clients != Some(clients) {
-                let topic = format!("{}clients", self.cameras[i].own);
-                self.set(&topic, clients);
-                self.cameras[i].clients = Some(clients);
+            let clients = cam.camera.stats.client_count() as i64;
+            if cam.clients != Some(clients) {
+                set(nt, &format!("{}clients", cam.own), clients);
+                cam.clients = Some(clients);
             }
         }
     }
 
     /// A value the robot or a dashboard wrote to a setting.
     fn on_update(&mut self, update: NtUpdate) {
-        let nt = Arc::clone(&self.nt);
+        let nt = &*self.nt;
         let Some((camera, st)) = self.cameras.iter_mut().find_map(|cam| {
             let camera = &cam.camera;
             cam.settings
@@ -539,12 +533,17 @@ impl Worker {
                 }
                 st.last_refused = Some(update.value);
                 // A normal, timestamped write: newer than the refused one, so it wins.
-                if let Err(e) = nt.set(&update.topic, in_force) {
-                    warn!("NetworkTables: cannot set {}: {e}", update.topic);
-                }
+                set(nt, &update.topic, in_force);
                 st.published = in_force;
             }
         }
+    }
+}
+
+/// A normal write; failing means a topic this module did not publish (a bug), logged.
+fn set(nt: &NtClient, topic: &str, value: impl Into<NtValue>) {
+    if let Err(e) = nt.set(topic, value) {
+        warn!("NetworkTables: cannot set {topic}: {e}");
     }
 }
 
