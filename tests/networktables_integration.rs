@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use frcstream::client::MjpegStream;
+use frcstream::client::{self, MjpegStream};
 use frcstream::networktables::{NtClient, NtClientConfig, NtValue};
 use frcstream::{Config, Streamer};
 use serde_json::{Value as Json, json};
@@ -186,8 +186,10 @@ fn camera_publisher_topics_are_cscores_and_stats_move() {
     let dir = scratch_dir("camera-publisher");
     let mut server = NtServer::start_fresh(&python, &dir);
     let client = "frcstream-topics";
+    // "back" has a port of its own, as cscore gives each camera.
+    let back_port = free_port();
     let cameras = format!(
-        "{}{}",
+        "{}{}port = {back_port}\n",
         camera("front", 320, 240, 30),
         camera("back", 160, 120, 15)
     );
@@ -203,10 +205,15 @@ fn camera_publisher_topics_are_cscores_and_stats_move() {
         ("back", (160, 120), "160x120 YUYV 15 fps"),
     ] {
         let root = format!("/CameraPublisher/{name}");
-        let url = format!(
-            "mjpg:http://127.0.0.1:{}/{name}/?action=stream",
-            address.port()
-        );
+        // On the shared port under its name; on a port of its own exactly as cscore.
+        let url = if name == "back" {
+            format!("mjpg:http://127.0.0.1:{back_port}/?action=stream")
+        } else {
+            format!(
+                "mjpg:http://127.0.0.1:{}/{name}/?action=stream",
+                address.port()
+            )
+        };
         wait_server(
             &mut server,
             &format!("{root}/streams"),
@@ -420,11 +427,21 @@ fn dashboard_writes_change_the_stream_and_bad_ones_are_refused() {
     let refused = logged("camera \"side\": refused /frcstream/side/fps = -3");
     assert_eq!(refused.len(), 1, "one log line per refusal: {refused:#?}");
 
-    // A change made elsewhere (HTTP, PushedStream::set_fps) reaches NetworkTables too.
-    side.settings.set_fps(12).expect("fps 12");
+    // A change made over HTTP reaches NetworkTables too (and one from code, as
+    // PushedStream::set_fps makes it).
+    let response = client::request(
+        address,
+        "POST",
+        "/side",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"fps=12&quality=40",
+    )
+    .expect("POST answered");
+    assert_eq!(response.status, 200, "{}", response.text());
     assert!(server.wait_value("dashboard", fps_topic, "int", &json!(12), SOON));
-    side.settings.set_quality(40).expect("quality 40");
     assert!(server.wait_value("dashboard", quality_topic, "int", &json!(40), SOON));
+    side.settings.set_fps(7).expect("fps 7");
+    assert!(server.wait_value("dashboard", fps_topic, "int", &json!(7), SOON));
 
     server.assert_clean_log_except(client, &["blind"]);
     server.assert_clean_log_except("late-dashboard", &["blind"]);
