@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Prints a folder holding Debian 11 (bullseye)'s arm64 glibc 2.31 — libc6 and libgcc-s1
+# unpacked — for `qemu-aarch64 -L <folder> <binary>`: a binary that runs there runs on
+# Raspberry Pi OS bullseye, Ubuntu 20.04 and JetPack 5. Downloads once into a cache
+# (~3 MB of .debs, plus bullseye's arm64 package list), through a private apt state: the
+# host's dpkg architectures and sources are untouched. The mirror is the one the host's
+# apt already uses. Exit status 3 when it cannot be had here (no apt, no mirror).
+set -euo pipefail
+
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/frcstream/glibc-2.31-arm64
+root=$cache/root
+if [ -f "$root/.done" ]; then
+    echo "$root"
+    exit 0
+fi
+command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || {
+    echo "no apt-get/dpkg-deb here" >&2
+    exit 3
+}
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+[ -f "$keyring" ] || { echo "no $keyring (package debian-archive-keyring)" >&2; exit 3; }
+
+# The host's Debian mirror: the archive its own release (not -security) comes from.
+mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
+    awk '$2 !~ /-/ && $1 !~ /security/ {print $1; exit}')
+[ -n "$mirror" ] || { echo "no Debian mirror in the host's apt sources" >&2; exit 3; }
+
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+[ -f "$root/.done" ] && { echo "$root"; exit 0; }
+
+apt_dir=$cache/apt
+mkdir -p "$apt_dir/state/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/etc/sources.list.d"
+touch "$apt_dir/state/status"
+echo "deb [signed-by=$keyring] $mirror bullseye main" >"$apt_dir/etc/sources.list"
+apt_opts=(-o APT::Architecture=arm64 -o APT::Architectures=arm64
+    -o Dir::State="$apt_dir/state" -o Dir::State::status="$apt_dir/state/status"
+    -o Dir::Cache="$apt_dir/cache" -o Dir::Etc::sourcelist="$apt_dir/etc/sources.list"
+    -o Dir::Etc::sourceparts="$apt_dir/etc/sources.list.d"
+    -o Acquire::Languages=none -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+echo "glibc-2.31-arm64: reading bullseye's arm64 package list" >&2
+apt-get "${apt_opts[@]}" update -qq >&2 || { echo "apt-get update (bullseye arm64) failed" >&2; exit 3; }
+
+debs=$(mktemp -d "$cache/.debs.XXXXXX")
+trap 'rm -rf "$debs"' EXIT
+(cd "$debs" && apt-get "${apt_opts[@]}" download -qq libc6:arm64 libgcc-s1:arm64 >&2) ||
+    { echo "cannot download bullseye's libc6/libgcc-s1 (arm64)" >&2; exit 3; }
+rm -rf "$root" "$root.tmp"
+mkdir -p "$root.tmp"
+for deb in "$debs"/*.deb; do
+    dpkg-deb -x "$deb" "$root.tmp"
+    basename "$deb" >>"$root.tmp/.debs"
+done
+mv "$root.tmp" "$root"
+touch "$root/.done"
+echo "$root"
