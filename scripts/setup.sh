@@ -8,6 +8,10 @@
 # With --test (scripts/test.sh) also, on a best-effort basis (a test that lacks them says
 # SKIPPED):
 #   chromium, chromium-driver   the web page's test in a real browser (tests/browser.rs)
+#   qemu-user                   the aarch64 build's unit tests and glibc check (tests/aarch64.rs)
+#   openssh-server              a throw-away sshd for deploy/deploy.sh's test (tests/deploy.rs);
+#                               installed without starting the machine's ssh service
+#   systemd                     systemd-analyze verify of the unit (tests/systemd_notify.rs)
 set -euo pipefail
 
 missing=()
@@ -18,6 +22,9 @@ optional=()
 if [ "${1:-}" = "--test" ]; then
     command -v chromium >/dev/null 2>&1 || optional+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || optional+=(chromium-driver)
+    command -v qemu-aarch64 >/dev/null 2>&1 || optional+=(qemu-user)
+    [ -x /usr/sbin/sshd ] || optional+=(openssh-server)
+    command -v systemd-analyze >/dev/null 2>&1 || optional+=(systemd)
 fi
 
 if [ $((${#missing[@]} + ${#optional[@]})) -gt 0 ]; then
@@ -31,7 +38,21 @@ if [ $((${#missing[@]} + ${#optional[@]})) -gt 0 ]; then
         $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     if [ ${#optional[@]} -gt 0 ]; then
-        $sudo apt-get install -y -qq --no-install-recommends "${optional[@]}" >/dev/null ||
-            echo "setup: could not install ${optional[*]}: the browser test will say SKIPPED" >&2
+        # Packages must not start services here (openssh-server would start sshd on port
+        # 22): a policy-rc.d that says no, for the time of the install, if none is there.
+        policy=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            policy=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+            $sudo chmod 755 "$policy"
+        fi
+        if ! $sudo apt-get install -y -qq --no-install-recommends "${optional[@]}" >/dev/null; then
+            # One at a time, so one that cannot be had does not hold back the others.
+            for package in "${optional[@]}"; do
+                $sudo apt-get install -y -qq --no-install-recommends "$package" >/dev/null ||
+                    echo "setup: could not install $package: the tests that need it will say SKIPPED" >&2
+            done
+        fi
+        [ -z "$policy" ] || $sudo rm -f "$policy"
     fi
 fi
