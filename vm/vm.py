@@ -76,6 +76,9 @@ GUEST_ADDR, GUEST_GW = "10.0.2.15/24", "10.0.2.2"  # qemu user-net defaults (gue
 _out_lock = threading.Lock()
 
 
+# The address at which the guest reaches --host-forward ports.
+HOST_FORWARD_IP = "10.0.2.100"
+
 def say(line: str) -> None:
     """One protocol line on stdout."""
     with _out_lock:
@@ -525,6 +528,13 @@ class VM:
         lsock.listen(1)
         self.ports = {g: free_port() for g in self.args.forward}
         fwd = "".join(f",hostfwd=tcp:127.0.0.1:{h}-:{g}" for g, h in self.ports.items())
+        # Guest -> host: each connection to 10.0.2.100:<port> runs a small bridge to the
+        # host's 127.0.0.1:<hostport> (a "cmd:" forward works for every connection; a
+        # "tcp:" one only for the first). Allowed with restrict=on.
+        bridge = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guestfwd.py")
+        for spec in self.args.host_forward:
+            guest_port, host_port = spec.split("=", 1)
+            fwd += f",guestfwd=tcp:{HOST_FORWARD_IP}:{int(guest_port)}-cmd:{sys.executable} {bridge} {int(host_port)}"
         accel = self.args.accel
         if accel == "auto":
             accel = "kvm" if kvm_usable(self.args.arch) else "tcg"
@@ -751,6 +761,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--payload", help="folder copied to /payload in the guest (ELF files get their libs)")
     p.add_argument("--forward", default="", help="guest TCP ports to forward, comma-separated")
+    p.add_argument("--host-forward", action="append", default=[], metavar="GUESTPORT=HOSTPORT",
+                   help="let the guest reach the host's 127.0.0.1:HOSTPORT at 10.0.2.100:GUESTPORT")
     p.add_argument("--arch", default="x86_64", choices=sorted(ARCHES))
     p.add_argument("--mem", type=int, default=512, help="guest RAM in MiB")
     p.add_argument("--smp", type=int, default=2)

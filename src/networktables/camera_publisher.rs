@@ -8,8 +8,12 @@
 //!   `usb:<path>` for V4L2), `description` (string), `connected` (boolean, follows
 //!   [`Camera::is_connected`]), `streams` (string[], see [`stream_urls`]), `mode` (string,
 //!   `"640x480 YUYV 30 fps"`) and `modes` (string[]). All are normal (timestamped) writes,
-//!   sent again whenever they change. `Property/<control>` and `PropertyInfo/<control>/...`
-//!   are not published yet: [`property_topics`] is the seam for the camera controls.
+//!   sent again whenever they change. For a camera with controls (V4L2), every control as
+//!   cscore publishes it: `Property/<control>` (int, boolean or string, a default a dashboard
+//!   may write) and `PropertyInfo/<control>/{min,max,step,default}` (int) and `.../choices`
+//!   (string[] for menus), see [`property_topics`]; looked at once a second. A write to a
+//!   `Property/` topic changes the control (validated like HTTP), or is refused and the
+//!   value in force written back.
 //! - Statistics under `/frcstream/<name>/`: `captured_fps`, `delivered_fps`,
 //!   `mbit_per_second`, `latency_ms` (double; median capture-to-send latency) and `clients`
 //!   (int), looked at every 500 ms and sent only when they changed.
@@ -50,6 +54,8 @@ const STATE_INTERVAL: Duration = Duration::from_millis(100);
 const STATS_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the machine's addresses are read again (a DHCP lease may come late).
 const ADDRESS_INTERVAL: Duration = Duration::from_secs(5);
+/// How often camera controls are read (each read is an ioctl per control).
+const PROPERTY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A camera as NetworkTables shows it: the camera, what cscore would call its source, and
 /// where its stream is served.
@@ -280,6 +286,19 @@ struct CameraTopics {
     stats: [Option<f64>; 4],
     clients: Option<i64>,
     settings: [SettingTopic; 2],
+    /// Property topics published so far, by topic name.
+    properties: std::collections::HashMap<String, PropertyState>,
+}
+
+/// A published property topic and the value it holds as far as this thread knows.
+struct PropertyState {
+    /// The control it shows.
+    control: String,
+    /// Whether it is the `Property/<name>` value topic (dashboards write those).
+    is_value: bool,
+    value: NtValue,
+    /// The last refused write, so a dashboard repeating it is logged once.
+    last_refused: Option<NtValue>,
 }
 
 impl CameraTopics {
@@ -306,6 +325,7 @@ impl CameraTopics {
             streams: None,
             stats: [None; 4],
             clients: None,
+            properties: std::collections::HashMap::new(),
         }
     }
 
@@ -340,7 +360,7 @@ impl Worker {
     fn run(mut self, stop: &Receiver<()>) {
         let updates = self.publish_all();
         let now = Instant::now();
-        let (mut next_state, mut next_stats) = (now, now);
+        let (mut next_state, mut next_stats, mut next_properties) = (now, now, now);
         let mut next_addresses = now + ADDRESS_INTERVAL;
         loop {
             let now = Instant::now();
@@ -352,6 +372,10 @@ impl Worker {
                 self.refresh_stats();
                 next_stats = now + STATS_INTERVAL;
             }
+            if now >= next_properties {
+                self.refresh_properties();
+                next_properties = now + PROPERTY_INTERVAL;
+            }
             if now >= next_addresses {
                 self.interfaces = crate::net::ipv4_addresses();
                 self.hostname = crate::net::hostname();
@@ -359,6 +383,7 @@ impl Worker {
             }
             let wait = next_state
                 .min(next_stats)
+                .min(next_properties)
                 .min(next_addresses)
                 .saturating_duration_since(Instant::now());
             crossbeam_channel::select! {
@@ -403,6 +428,8 @@ impl Worker {
                 }
                 setting_topics.push(st.topic.clone());
             }
+            setting_topics.push(format!("{}Property/", cam.root));
+            setting_topics.push(format!("{}RawProperty/", cam.root));
         }
         let prefixes: Vec<&str> = setting_topics.iter().map(String::as_str).collect();
         self.nt.subscribe(&prefixes)
@@ -481,8 +508,119 @@ impl Worker {
         }
     }
 
+    /// Publishes each camera's controls, and what changed in them since.
+    fn refresh_properties(&mut self) {
+        let nt = &*self.nt;
+        for cam in &mut self.cameras {
+            let controls = cam.camera.controls.list();
+            if controls.is_empty() {
+                continue;
+            }
+            let descriptions: Vec<PropertyDescription> =
+                controls.iter().filter_map(describe_control).collect();
+            for topic in property_topics(&cam.camera.name, &descriptions) {
+                let is_value = topic.write == TopicWrite::Default;
+                match cam.properties.get_mut(&topic.topic) {
+                    None => {
+                        if let Err(e) = nt.publish(&topic.topic, topic.ty, serde_json::Value::Null)
+                        {
+                            warn!("NetworkTables: cannot publish {}: {e}", topic.topic);
+                            continue;
+                        }
+                        if is_value {
+                            if let Err(e) = nt.set_default(&topic.topic, topic.value.clone()) {
+                                warn!("NetworkTables: cannot set {}: {e}", topic.topic);
+                            }
+                        } else {
+                            set(nt, &topic.topic, topic.value.clone());
+                        }
+                        let control = property_control_name(&topic.topic);
+                        cam.properties.insert(
+                            topic.topic,
+                            PropertyState {
+                                control,
+                                is_value,
+                                value: topic.value,
+                                last_refused: None,
+                            },
+                        );
+                    }
+                    Some(state) if state.value != topic.value => {
+                        // Changed elsewhere (HTTP, the config after a reconnect): publish it.
+                        set(nt, &topic.topic, topic.value.clone());
+                        state.value = topic.value;
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+
+    /// A value a dashboard wrote to a `Property/<control>` topic.
+    fn on_property_update(&mut self, update: &NtUpdate) -> bool {
+        let nt = &*self.nt;
+        let Some((camera, state)) = self.cameras.iter_mut().find_map(|cam| {
+            let camera = &cam.camera;
+            cam.properties
+                .get_mut(&update.topic)
+                .filter(|state| state.is_value)
+                .map(|state| (camera, state))
+        }) else {
+            return false;
+        };
+        if update.value.nt_type() == state.value.nt_type()
+            && nt.value(&update.topic).as_ref() != Some(&update.value)
+        {
+            return true; // older than a value this client wrote since
+        }
+        if update.value == state.value {
+            return true;
+        }
+        let refused = match control_value(&update.value) {
+            Some(value) => camera
+                .change(&[(state.control.clone(), value)])
+                .err()
+                .map(|e| e.to_string()),
+            None => Some(format!(
+                "a {:?} value is not a control value",
+                update.value.nt_type()
+            )),
+        };
+        match refused {
+            None => {
+                info!(
+                    "camera \"{}\": {} set to {} over NetworkTables",
+                    camera.name,
+                    state.control,
+                    show(&update.value)
+                );
+                state.value = update.value.clone();
+                state.last_refused = None;
+            }
+            Some(reason) => {
+                let line = format!(
+                    "camera \"{}\": refused {} = {} from NetworkTables: {reason}",
+                    camera.name,
+                    update.topic,
+                    show(&update.value)
+                );
+                if state.last_refused.as_ref() == Some(&update.value) {
+                    debug!("{line} (again)");
+                } else {
+                    warn!("{line}");
+                }
+                state.last_refused = Some(update.value.clone());
+                set(nt, &update.topic, state.value.clone());
+            }
+        }
+        true
+    }
+
     /// A value the robot or a dashboard wrote to a setting.
     fn on_update(&mut self, update: NtUpdate) {
+        if self.on_property_update(&update) {
+            return;
+        }
         let nt = &*self.nt;
         let Some((camera, st)) = self.cameras.iter_mut().find_map(|cam| {
             let camera = &cam.camera;
@@ -548,7 +686,85 @@ fn set(nt: &NtClient, topic: &str, value: impl Into<NtValue>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The seam for camera controls (not wired yet)
+// Camera controls as cscore's properties
+
+/// The control a property topic belongs to: the last path segment of `Property/<name>`,
+/// the one before the last of `PropertyInfo/<name>/<key>`.
+fn property_control_name(topic: &str) -> String {
+    let mut parts = topic.rsplit('/');
+    let last = parts.next().unwrap_or_default();
+    let parent = parts.next().unwrap_or_default();
+    if parent.ends_with("Property") {
+        last.to_owned()
+    } else {
+        parent.to_owned()
+    }
+}
+
+/// A control as cscore's property: buttons have none.
+fn describe_control(control: &crate::controls::Control) -> Option<PropertyDescription> {
+    use crate::controls::ControlKind;
+    let kind = match control.kind {
+        ControlKind::Button => return None,
+        ControlKind::Boolean => PropertyKind::Boolean {
+            value: control.value != 0,
+        },
+        ControlKind::Integer => PropertyKind::Integer {
+            value: control.value,
+            min: control.min,
+            max: control.max,
+            step: control.step,
+            default: control.default,
+        },
+        ControlKind::Menu | ControlKind::IntegerMenu => {
+            // cscore lists choices by value, with "" where the driver has no entry.
+            let last = control
+                .menu
+                .iter()
+                .map(|(v, _)| *v)
+                .max()
+                .unwrap_or(0)
+                .clamp(0, 255);
+            let choices = (0..=last)
+                .map(|v| {
+                    control
+                        .menu
+                        .iter()
+                        .find(|(value, _)| *value == v)
+                        .map(|(_, name)| name.clone())
+                        .unwrap_or_default()
+                })
+                .collect();
+            PropertyKind::Enum {
+                value: control.value,
+                min: control.min,
+                max: control.max,
+                step: control.step,
+                default: control.default,
+                choices,
+            }
+        }
+    };
+    Some(PropertyDescription {
+        name: control.name.clone(),
+        kind,
+    })
+}
+
+/// An NT value as a control value: ints, booleans, strings (menu entries), and doubles that
+/// are whole numbers (some dashboards send numbers as doubles).
+fn control_value(value: &NtValue) -> Option<crate::controls::ControlValue> {
+    use crate::controls::ControlValue;
+    match value {
+        NtValue::Int(v) => Some(ControlValue::Int(*v)),
+        NtValue::Boolean(v) => Some(ControlValue::Bool(*v)),
+        NtValue::String(v) => Some(ControlValue::Text(v.clone())),
+        NtValue::Double(v) if v.fract() == 0.0 && v.abs() < 1e15 => {
+            Some(ControlValue::Int(*v as i64))
+        }
+        _ => None,
+    }
+}
 
 /// A camera control as a dashboard sees it, for `Property/<name>` and
 /// `PropertyInfo/<name>/...`. A [`Control`](crate::controls::Control) maps to it by kind:
@@ -613,9 +829,8 @@ pub struct PropertyTopic {
 /// `PropertyInfo/<name>/choices` (string[]). Names starting with `raw_` go under
 /// `RawProperty/` and `RawPropertyInfo/` instead.
 ///
-/// Not wired into the publisher yet: once cameras expose their controls, the publisher
-/// publishes these topics (writing each as `write` says), subscribes to the `Property/`
-/// ones, and treats a write like `fps`: validated, applied, or refused and written back.
+/// The publisher writes each as `write` says, subscribes to the `Property/` ones, and
+/// treats a write like `fps`: validated, applied, or refused and written back.
 pub fn property_topics(camera: &str, properties: &[PropertyDescription]) -> Vec<PropertyTopic> {
     let mut topics = Vec::new();
     for property in properties {
@@ -801,6 +1016,28 @@ mod tests {
         assert!(apply_setting(&camera, Setting::Quality, &NtValue::Int(101)).is_err());
         assert_eq!(show(&NtValue::String("fast".into())), "\"fast\"");
         assert_eq!(show(&NtValue::Int(-3)), "-3");
+    }
+
+    #[test]
+    fn property_topics_name_their_control() {
+        assert_eq!(
+            property_control_name("/CameraPublisher/cam/Property/brightness"),
+            "brightness"
+        );
+        assert_eq!(
+            property_control_name("/CameraPublisher/cam/PropertyInfo/brightness/min"),
+            "brightness"
+        );
+        assert_eq!(
+            property_control_name("/CameraPublisher/cam/RawProperty/raw_x"),
+            "raw_x"
+        );
+        assert_eq!(
+            control_value(&NtValue::Double(12.0)),
+            Some(crate::controls::ControlValue::Int(12))
+        );
+        assert_eq!(control_value(&NtValue::Double(12.5)), None);
+        assert_eq!(control_value(&NtValue::StringArray(vec![])), None);
     }
 
     #[test]
