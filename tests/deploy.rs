@@ -267,6 +267,17 @@ fn deploy_over_ssh() {
     let shipped = repo().join("config/frcstream.toml");
 
     // First run: everything lands, with its mode.
+    let copies_in_tmp = || -> Vec<std::ffi::OsString> {
+        let mut names: Vec<_> = std::fs::read_dir("/tmp")
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().starts_with("frcstream-deploy."))
+            .collect();
+        names.sort();
+        names
+    };
+    let tmp_before = copies_in_tmp();
     let started = Instant::now();
     let out = robot.deploy(&shipped, &[]);
     eprintln!("first deploy: {:.1} s", started.elapsed().as_secs_f64());
@@ -303,17 +314,8 @@ fn deploy_over_ssh() {
     }
     assert!(out.contains("http://127.0.0.1:1181/cam.mjpg"), "{out}");
     assert!(out.contains("fake status"), "{out}");
-    // Nothing left behind in the robot's /tmp by the copy.
-    let leftovers: Vec<_> = std::fs::read_dir("/tmp")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("frcstream-deploy.")
-        })
-        .collect();
-    assert!(leftovers.is_empty(), "left in /tmp: {leftovers:?}");
+    // Nothing left behind in /tmp by the copy (on either side).
+    assert_eq!(copies_in_tmp(), tmp_before, "left in /tmp");
 
     // Second run: nothing changes, nothing restarts.
     let before = robot.snapshot();

@@ -157,6 +157,7 @@ fn ready_and_watchdog_over_notify_socket() {
             .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string())
             .env_remove("WATCHDOG_PID")
             .env("JOURNAL_STREAM", "8:12345")
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -182,7 +183,7 @@ fn ready_and_watchdog_over_notify_socket() {
     );
     let response = client::get(address, "/stats.json").expect("the port answers once READY=1");
     assert_eq!(response.status, 200);
-    eprintln!("READY=1 after {ready_after:?}; the port answered");
+    eprintln!("READY=1 after waiting {ready_after:?}; the port answered at once");
 
     // Pings every quarter interval while the capture threads (the folder's, and the
     // absent camera's NO SIGNAL loop) make progress.
