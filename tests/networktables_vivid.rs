@@ -32,17 +32,7 @@ const SOON: Duration = Duration::from_secs(10);
 fn payload(dir: &Path) -> PathBuf {
     let payload = dir.join("payload");
     std::fs::create_dir_all(&payload).expect("payload dir");
-    let binary = Path::new(env!("CARGO_BIN_EXE_frcstream"));
-    let target = payload.join("frcstream");
-    let stripped = std::process::Command::new("objcopy")
-        .arg("--strip-debug")
-        .arg(binary)
-        .arg(&target)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !stripped {
-        std::fs::copy(binary, &target).expect("copy the binary");
-    }
+    vm::copy_frcstream(&payload);
     let config = format!(
         "[server]\nport = {PORT}\n\n[networktables]\nserver = \"{GUEST_NT}\"\nclient_name = \"frcstream-vm\"\n\n\
          [[camera]]\nname = \"cam\"\nsource = \"v4l2:/dev/video0\"\nwidth = 640\nheight = 480\nfps = 25\n\

@@ -25,7 +25,7 @@ mod vm;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -65,19 +65,9 @@ impl Scratch {
         std::fs::write(path, data).expect("payload file");
     }
 
-    /// The frcstream binary, without debug info (the initramfs lives in the guest's RAM).
+    /// The frcstream binary, without debug info.
     fn add_binary(&self) {
-        let binary = Path::new(env!("CARGO_BIN_EXE_frcstream"));
-        let target = self.payload().join("frcstream");
-        let stripped = std::process::Command::new("objcopy")
-            .arg("--strip-debug")
-            .arg(binary)
-            .arg(&target)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !stripped {
-            std::fs::copy(binary, &target).expect("copy the frcstream binary");
-        }
+        vm::copy_frcstream(&self.payload());
     }
 }
 

@@ -266,3 +266,19 @@ impl Drop for Vm {
         let _ = self.child.wait();
     }
 }
+
+/// Copies the frcstream binary into a payload folder, without debug info (the initramfs
+/// lives in the guest's RAM).
+pub fn copy_frcstream(payload: &Path) {
+    let binary = Path::new(env!("CARGO_BIN_EXE_frcstream"));
+    let target = payload.join("frcstream");
+    let stripped = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(binary)
+        .arg(&target)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !stripped {
+        std::fs::copy(binary, &target).expect("copy the frcstream binary");
+    }
+}
