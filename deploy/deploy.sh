@@ -92,7 +92,7 @@ fi
 [ -x "$binary" ] || die "no binary at $binary"
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/frcstream-deploy.XXXXXX")
-trap 'ssh "${ssh_opts[@]}" -o ControlPath="$stage/ssh" -O exit "$destination" 2>/dev/null || true; rm -rf "$stage"' EXIT
+trap 'ssh ${ssh_opts[@]+"${ssh_opts[@]}"} -o ControlPath="$stage/ssh" -O exit "$destination" 2>/dev/null || true; rm -rf "$stage"' EXIT
 mkdir "$stage/files"
 cp "$binary" "$stage/files/frcstream"
 cp "$config" "$stage/files/frcstream.toml"
@@ -115,24 +115,27 @@ args=()
 [ -n "${FRCSTREAM_DEPLOY_SYSTEMCTL:-}" ] && args+=(--systemctl "$FRCSTREAM_DEPLOY_SYSTEMCTL")
 [ "$force_config" = 1 ] && args+=(--force-config)
 [ "$restart" = 1 ] && args+=(--restart)
-quoted=$(printf ' %q' "${args[@]}")
-[ ${#args[@]} -gt 0 ] || quoted=
-# sudo unless already root; a terminal for sudo's password prompt when there is one.
+quoted=
+[ ${#args[@]} -eq 0 ] || quoted=$(printf ' %q' "${args[@]}")
+# sudo unless already root; a terminal for sudo's password prompt when there is one. The
+# output is shown as it comes (the prompt too) and kept for the URLs.
 tty=()
 [ -t 0 ] && tty=(-t)
-status=0
-output=$(ssh "${ssh_opts[@]}" "${tty[@]}" "$destination" \
-    "if [ \"\$(id -u)\" = 0 ]; then sh $remote_dir/install.sh$quoted; else sudo sh $remote_dir/install.sh$quoted; fi; s=\$?; rm -rf $remote_dir; exit \$s") ||
-    status=$?
-grep -v -E '^(PORT|CAMERA) ' <<<"$output" || true
-[ "$status" = 0 ] || die "installing on $destination failed (status $status)"
+install="sh $remote_dir/install.sh$quoted"
+if ! ssh "${ssh_opts[@]}" ${tty[@]+"${tty[@]}"} "$destination" \
+    "if [ \"\$(id -u)\" = 0 ]; then $install; else sudo $install; fi; s=\$?; rm -rf $remote_dir; exit \$s" |
+    tee "$stage/output"; then
+    die "installing on $destination failed"
+fi
 
-stream_port=$(awk '$1 == "PORT" {print $2; exit}' <<<"$output")
+stream_port=$(tr -d '\r' <"$stage/output" | awk '$1 == "robot:" && $2 == "port" {print $3; exit}')
 stream_port=${stream_port:-1181}
 echo
 echo "frcstream is running on $host. Open in a browser, Shuffleboard or Elastic:"
 echo "  http://$host:$stream_port/"
-while read -r kind name; do
-    [ "$kind" = CAMERA ] && echo "  http://$host:$stream_port/$name.mjpg"
-done <<<"$output"
+tr -d '\r' <"$stage/output" | while read -r who kind name; do
+    if [ "$who" = robot: ] && [ "$kind" = camera ]; then
+        echo "  http://$host:$stream_port/$name.mjpg"
+    fi
+done
 echo "Logs: ssh $destination journalctl -u frcstream -f"

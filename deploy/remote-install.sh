@@ -135,6 +135,6 @@ $systemctl status --no-pager --lines=8 frcstream.service || true
 awk '
     function value(line) { sub(/^[^=]*=/, "", line); sub(/#.*/, "", line); gsub(/[" \t]/, "", line); return line }
     /^[[:space:]]*\[/ { section = $0; gsub(/[[:space:]]/, "", section) }
-    section == "[server]" && /^[[:space:]]*port[[:space:]]*=/ { print "PORT " value($0) }
-    section == "[[camera]]" && /^[[:space:]]*name[[:space:]]*=/ { print "CAMERA " value($0) }
+    section == "[server]" && /^[[:space:]]*port[[:space:]]*=/ { print "robot: port " value($0) }
+    section == "[[camera]]" && /^[[:space:]]*name[[:space:]]*=/ { print "robot: camera " value($0) }
 ' "$config"
