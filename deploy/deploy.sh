@@ -47,7 +47,7 @@ die() {
     exit 1
 }
 
-target= host= user= port= binary= force_config=0 restart=0 dry_run=0
+target='' host='' user='' port='' binary='' force_config=0 restart=0 dry_run=0
 config=$repo/config/frcstream.toml
 ssh_opts=()
 while [ $# -gt 0 ]; do
@@ -122,6 +122,7 @@ quoted=
 tty=()
 [ -t 0 ] && tty=(-t)
 install="sh $remote_dir/install.sh$quoted"
+# shellcheck disable=SC2029 # $install and $remote_dir are meant to expand here
 if ! ssh "${ssh_opts[@]}" ${tty[@]+"${tty[@]}"} "$destination" \
     "if [ \"\$(id -u)\" = 0 ]; then $install; else sudo $install; fi; s=\$?; rm -rf $remote_dir; exit \$s" |
     tee "$stage/output"; then

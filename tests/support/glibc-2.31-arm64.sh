@@ -13,14 +13,15 @@ if [ -f "$root/.done" ]; then
     echo "$root"
     exit 0
 fi
-command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || {
+if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
     echo "no apt-get/dpkg-deb here" >&2
     exit 3
-}
+fi
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -f "$keyring" ] || { echo "no $keyring (package debian-archive-keyring)" >&2; exit 3; }
 
 # The host's Debian mirror: the archive its own release (not -security) comes from.
+# shellcheck disable=SC2016 # apt's own $(FIELD) syntax
 mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
     awk '$2 !~ /-/ && $1 !~ /security/ {print $1; exit}')
 [ -n "$mirror" ] || { echo "no Debian mirror in the host's apt sources" >&2; exit 3; }
