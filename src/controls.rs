@@ -248,10 +248,17 @@ impl CameraControls {
     /// after every reconnect. Returns the raw value set.
     pub fn set(&self, name: &str, value: &ControlValue) -> Result<i64, ControlError> {
         let mut state = self.lock();
-        let Some(fd) = state.device.clone() else {
-            return Err(ControlError::NotConnected);
+        let raw = match state.device.clone() {
+            Some(fd) => apply(&fd, &mut state.controls, name, value)?,
+            // Away, but known from before: checked now, applied when the camera is back.
+            None if !state.controls.is_empty() => {
+                let index = find(&state.controls, name)?;
+                let raw = state.controls[index].resolve(value)?;
+                state.controls[index].value = raw;
+                raw
+            }
+            None => return Err(ControlError::NotConnected),
         };
-        let raw = apply(&fd, &mut state.controls, name, value)?;
         remember(&mut state.wanted, name, value);
         Ok(raw)
     }
@@ -492,5 +499,40 @@ mod tests {
         );
         controls.set_wanted(vec![("brightness".into(), ControlValue::Int(1))]);
         assert!(controls.list().is_empty());
+    }
+
+    #[test]
+    fn while_the_camera_is_away_known_controls_are_checked_and_kept_for_its_return() {
+        let raw = RawControl {
+            id: 1,
+            label: "Brightness".into(),
+            kind: ControlKind::Integer,
+            minimum: 0,
+            maximum: 255,
+            step: 1,
+            default: 128,
+            flags: 0,
+            menu: Vec::new(),
+        };
+        let controls = CameraControls::default();
+        // Any descriptor will do to learn the controls; /dev/null answers no ioctl.
+        let fd = std::fs::File::open("/dev/null").expect("/dev/null");
+        controls.attach(Arc::new(OwnedFd::from(fd)), std::slice::from_ref(&raw));
+        controls.detach();
+        assert_eq!(controls.set("brightness", &ControlValue::Int(90)), Ok(90));
+        assert_eq!(controls.list()[0].value, 90, "shown as the value to come");
+        assert!(matches!(
+            controls.set("brightness", &ControlValue::Int(300)),
+            Err(ControlError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            controls.set("zoom", &ControlValue::Int(1)),
+            Err(ControlError::Unknown { .. })
+        ));
+        let wanted = controls.lock().wanted.clone();
+        assert_eq!(
+            wanted,
+            vec![("brightness".to_owned(), ControlValue::Int(90))]
+        );
     }
 }

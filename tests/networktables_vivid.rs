@@ -8,7 +8,8 @@
 //! - it writes 999 and a string: refused, the value in force is published back and the
 //!   camera keeps it;
 //! - `connected` follows an unplug (the device node removed under the open handle) and the
-//!   camera's return, after which the dashboard's brightness still holds.
+//!   camera's return; a brightness set over HTTP while it was away is applied on its return
+//!   and shown on NetworkTables.
 //!
 //! Skipped loudly where the VM or pyntcore cannot run (FRCSTREAM_REQUIRE_VM=1 /
 //! NT4_REQUIRE_PYNTCORE=1 make that a failure).
@@ -136,6 +137,17 @@ fn camera_controls_are_cscore_properties_a_dashboard_can_set() {
         server.wait_value("dashboard", &connected, "boolean", &json!(false), SOON),
         "connected goes false on unplug"
     );
+    // Changed while the camera is away (over HTTP this time): checked against the controls
+    // known from before, kept, and applied when the camera is back.
+    let posted = frcstream::client::request(
+        vm.addr(PORT),
+        "POST",
+        "/cam",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"brightness=90",
+    )
+    .expect("POST");
+    assert_eq!(posted.status, 200, "{}", posted.text());
     vm.run(
         "n=0; until rmmod vivid 2>/dev/null; do n=$((n+1)); [ $n -gt 100 ] && exit 1; usleep 20000; done; \
          /vm/reload-vivid >/dev/null",
@@ -144,11 +156,17 @@ fn camera_controls_are_cscore_properties_a_dashboard_can_set() {
         server.wait_value("dashboard", &connected, "boolean", &json!(true), SOON),
         "and true again when the camera is back"
     );
-    // The dashboard's brightness survived the reconnect.
+    // The value set while it was away is the camera's now, and NetworkTables shows it.
+    let applied = support::wait_for(SOON, || {
+        let out = vm.run("v4l2-ctl -d /dev/video0 -C brightness");
+        out.contains("90").then_some(out)
+    });
     assert!(
-        vm.run("v4l2-ctl -d /dev/video0 -C brightness")
-            .contains("200")
+        applied.is_some(),
+        "brightness 90 applied on return\n{}",
+        vm.log("frcstream")
     );
+    assert!(server.wait_value("dashboard", &property, "int", &json!(90), SOON));
     server.assert_clean_log_except("frcstream-vm", &["blind"]);
     vm.command("quit");
 }
