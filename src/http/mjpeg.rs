@@ -2,20 +2,32 @@
 //! (boundary `boundarydonotcross`, CRLF, `Content-Length` and `X-Timestamp` in each part),
 //! with the boundary sent right after each frame so browsers show it at once.
 //!
-//! Each client's thread sleeps on its camera's frame slot and writes whatever is newest
-//! when it wakes: a slow client skips frames, it never queues them. Each part goes out in
-//! one `writev` from the shared frame buffer: no per-client copy of the JPEG.
+//! The slot's sender thread (`sender.rs`) offers each new frame to every client with a
+//! write that does not block; a client's own thread finishes what its socket could not
+//! take at once, then catches up with the newest frame: a slow client skips frames, it
+//! never queues them. A frame's whole part
+//! (headers, JPEG, boundary) is put once into an in-memory file (`memfile`) by the first
+//! client to send it, and every client sends it from there with one `sendfile`: the kernel
+//! hands the socket the file's pages, with no per-client copy of the JPEG, not even into
+//! socket buffers. Clients on this machine (loopback) get one `writev` from the shared
+//! frame buffer instead: there the kernel copies at the receiving end anyway, and
+//! `sendfile` measured 25–40% more CPU per frame than `writev` (docs/BENCHMARKS.md); so do
+//! clients where the file cannot be had.
 
 use std::io::{self, IoSlice, Write};
-use std::sync::Arc;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use super::response::write_all_vectored;
+use super::response::{WRITE_DEADLINE, write_all_vectored};
 use super::routes::StreamParams;
+use super::sender::{self, Client, ClientState, Job};
 use crate::camera::Camera;
 use crate::frame::{Frame, FrameKind, monotonic_us};
 use crate::frame_slot::FrameSlot;
+use crate::memfile::MemFile;
 use crate::pacing::Pacer;
 use crate::stats::ClientStats;
 use crate::variants::{VariantKey, Variants};
@@ -47,9 +59,10 @@ pub fn stream_head() -> String {
 }
 
 /// Streams `camera` to `out` until the client goes away, the write times out (a stalled
-/// client), or the server stops.
-pub fn stream<W: Write>(
-    out: &mut W,
+/// client), or the server stops. The slot's sender (`sender.rs`) sends the frames; this
+/// thread sends the first one, and finishes parts the socket could not take at once.
+pub fn stream(
+    out: &mut TcpStream,
     camera: &Arc<Camera>,
     params: &StreamParams,
     client: &Arc<ClientStats>,
@@ -69,38 +82,89 @@ pub fn stream<W: Write>(
             IoSlice::new(first_boundary.as_bytes()),
         ],
     )?;
+    // From here on the sender writes without blocking; this thread waits with poll().
+    out.set_nonblocking(true)?;
     let _viewer = slot.viewer();
     let _registration = camera.stats.add_client(Arc::clone(client));
-    let mut pacer = Pacer::default();
-    let mut part_head = String::with_capacity(128);
-    let mut last_seq = first_frame_floor(slot);
+    let delivered = {
+        let (camera, client) = (Arc::clone(camera), Arc::clone(client));
+        move |frame: &Frame, bytes: usize| {
+            let now = monotonic_us();
+            camera
+                .stats
+                .latency
+                .record(now.saturating_sub(frame.captured_us));
+            client.frames.add(1);
+            client.bytes.add(bytes as u64);
+            camera.stats.delivered.add(1);
+            camera.stats.bytes_sent.add(bytes as u64);
+        }
+    };
+    let me = Arc::new(Client {
+        socket: out.try_clone()?,
+        state: Mutex::new(ClientState {
+            // This thread sends first: the current frame if it is fresh.
+            busy: true,
+            last_seq: first_frame_floor(slot),
+            pacer: Pacer::default(),
+            fps: params.fps,
+            use_sendfile: !client.peer.ip().is_loopback(),
+            job: None,
+        }),
+        wake: Condvar::new(),
+        delivered: Box::new(delivered),
+    });
+    let _subscription = sender::subscribe(slot, &me)?;
+    catch_up(&me, slot)?;
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let Some(frame) = slot.wait_newer(last_seq, WAKE_INTERVAL) else {
-            if slot.is_closed() {
-                return Ok(());
-            }
-            continue;
+        let job = {
+            let state = me.lock();
+            let (mut state, _) = me
+                .wake
+                .wait_timeout_while(state, WAKE_INTERVAL, |s| s.job.is_none())
+                .unwrap_or_else(PoisonError::into_inner);
+            state.job.take()
         };
-        last_seq = frame.seq;
-        if let Some(fps) = params.fps {
-            if !pacer.admit(frame.captured_us, fps) {
-                continue;
+        match job {
+            None if slot.is_closed() => return Ok(()),
+            None => {}
+            Some(Job::Fail(e)) => return Err(e),
+            Some(Job::Finish { frame, sent }) => {
+                finish(&me, &frame, sent)?;
+                catch_up(&me, slot)?;
             }
         }
-        write_part(out, &frame, &mut part_head)?;
-        let now = monotonic_us();
-        camera
-            .stats
-            .latency
-            .record(now.saturating_sub(frame.captured_us));
-        let bytes = (part_head.len() + frame.jpeg().len() + PART_TAIL.len()) as u64;
-        client.frames.add(1);
-        client.bytes.add(bytes);
-        camera.stats.delivered.add(1);
-        camera.stats.bytes_sent.add(bytes);
+    }
+}
+
+/// Sends the rest of a part the sender started (or all of it), waiting for the socket.
+fn finish(client: &Client, frame: &Frame, sent: usize) -> io::Result<()> {
+    let part = Part::new(frame);
+    let mut use_sendfile = client.lock().use_sendfile;
+    part.send_rest(&client.socket, sent, &mut use_sendfile)?;
+    client.lock().use_sendfile = use_sendfile;
+    (client.delivered)(frame, part.len());
+    Ok(())
+}
+
+/// Sends the slot's newest frame while there is one this client has not had (waiting for
+/// the socket), then hands the client back to the sender. Deciding under the client's
+/// lock that there is none, and clearing `busy` in the same breath, means a frame the
+/// sender skipped while this thread was busy is not lost: it is the newest one here.
+fn catch_up(client: &Client, slot: &FrameSlot) -> io::Result<()> {
+    loop {
+        let frame = slot.latest();
+        {
+            let mut state = client.lock();
+            if !state.wants(&frame) {
+                state.busy = false;
+                return Ok(());
+            }
+        }
+        finish(client, &frame, 0)?;
     }
 }
 
@@ -131,12 +195,9 @@ pub fn variant_key(params: &StreamParams, camera: &Camera) -> Option<VariantKey>
     (size.is_some() || quality.is_some()).then_some(VariantKey { size, quality })
 }
 
-/// Writes one part: its headers, the JPEG, and the boundary that ends it.
-fn write_part<W: Write>(out: &mut W, frame: &Frame, head: &mut String) -> io::Result<()> {
-    use std::fmt::Write as _;
-    head.clear();
-    let _ = write!(
-        head,
+/// The headers of a frame's part.
+fn part_head(frame: &Frame) -> String {
+    let mut head = format!(
         "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {}.{:06}\r\n",
         frame.jpeg().len(),
         frame.captured_us / 1_000_000,
@@ -147,30 +208,224 @@ fn write_part<W: Write>(out: &mut W, frame: &Frame, head: &mut String) -> io::Re
         head.push_str("X-Frame-Kind: no-signal\r\n");
     }
     head.push_str("\r\n");
-    write_all_vectored(
-        out,
-        &mut [
-            IoSlice::new(head.as_bytes()),
-            IoSlice::new(frame.jpeg()),
+    head
+}
+
+/// The frame's part in an in-memory file, made by the first client to ask.
+fn part_file(frame: &Frame) -> Option<&MemFile> {
+    frame
+        .part
+        .get_or_init(|| {
+            let head = part_head(frame);
+            let parts: [&[u8]; 3] = [head.as_bytes(), frame.jpeg(), PART_TAIL.as_bytes()];
+            match MemFile::new(c"frcstream-part", &parts) {
+                Ok(file) => Some(file),
+                Err(e) => {
+                    log::debug!("no in-memory file for a frame ({e}): sending with writev");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// One part of the stream: a frame's headers, its JPEG, and the boundary that ends it.
+pub(crate) struct Part<'a> {
+    frame: &'a Frame,
+    head: String,
+}
+
+impl<'a> Part<'a> {
+    pub fn new(frame: &'a Frame) -> Part<'a> {
+        Part {
+            frame,
+            head: part_head(frame),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.head.len() + self.frame.jpeg().len() + PART_TAIL.len()
+    }
+
+    /// Sends what the non-blocking `socket` takes now of the part from byte `from` on:
+    /// returns how much (0 when its buffer is full). With `use_sendfile` from the frame's
+    /// file, else with `writev`; a socket that refuses `sendfile` clears `use_sendfile`.
+    pub fn send_some(
+        &self,
+        socket: &TcpStream,
+        from: usize,
+        use_sendfile: &mut bool,
+    ) -> io::Result<usize> {
+        if *use_sendfile {
+            if let Some(file) = part_file(self.frame) {
+                match file.send(socket.as_raw_fd(), from) {
+                    Ok(sent) => return Ok(sent),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                    Err(e)
+                        if from == 0
+                            && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) =>
+                    {
+                        log::debug!("sendfile refused ({e}): sending with writev");
+                        *use_sendfile = false;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let mut slices = [
+            IoSlice::new(self.head.as_bytes()),
+            IoSlice::new(self.frame.jpeg()),
             IoSlice::new(PART_TAIL.as_bytes()),
-        ],
-    )
+        ];
+        let mut slices = &mut slices[..];
+        IoSlice::advance_slices(&mut slices, from);
+        match (&*socket).write_vectored(slices) {
+            Ok(sent) => Ok(sent),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends the rest of the part from byte `from` on, waiting for the socket; a part not
+    /// sent within [`WRITE_DEADLINE`] drops the client.
+    pub fn send_rest(
+        &self,
+        socket: &TcpStream,
+        mut from: usize,
+        use_sendfile: &mut bool,
+    ) -> io::Result<()> {
+        let deadline = Instant::now() + WRITE_DEADLINE;
+        while from < self.len() {
+            match self.send_some(socket, from, use_sendfile) {
+                Ok(0) => wait_writable(socket, deadline)?,
+                Ok(sent) => from += sent,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits until `socket` can take more bytes, at the latest until `deadline`.
+fn wait_writable(socket: &TcpStream, deadline: Instant) -> io::Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client took too long to receive",
+        ));
+    }
+    let mut poll = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let timeout = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+    // SAFETY: one pollfd we own, for a descriptor that stays open during the call.
+    if unsafe { libc::poll(&mut poll, 1, timeout) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    /// A connected pair of sockets; the second's bytes are read to the end by a thread.
+    fn socket_pair() -> (TcpStream, std::thread::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let out = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (mut receiver, _) = listener.accept().expect("accept");
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            receiver.read_to_end(&mut got).expect("read");
+            got
+        });
+        (out, reader)
+    }
 
     #[test]
     fn a_part_is_framed_like_cscore() {
         let mut frame = Frame::from_jpeg(b"\xFF\xD8JPEG\xFF\xD9", 2, 2, 12_345_678);
         frame.seq = 1;
-        let mut out = Vec::new();
-        write_part(&mut out, &frame, &mut String::new()).expect("write");
-        assert_eq!(
-            out,
-            b"Content-Type: image/jpeg\r\nContent-Length: 8\r\nX-Timestamp: 12.345678\r\n\r\n\xFF\xD8JPEG\xFF\xD9\r\n--boundarydonotcross\r\n"
-        );
+        let (out, reader) = socket_pair();
+        let part = Part::new(&frame);
+        part.send_rest(&out, 0, &mut false).expect("send");
+        drop(out);
+        let expected: &[u8] = b"Content-Type: image/jpeg\r\nContent-Length: 8\r\nX-Timestamp: 12.345678\r\n\r\n\xFF\xD8JPEG\xFF\xD9\r\n--boundarydonotcross\r\n";
+        assert_eq!(reader.join().expect("reader"), expected);
+        assert_eq!(part.len(), expected.len());
         assert_eq!(PART_TAIL, format!("\r\n--{BOUNDARY}\r\n"));
+    }
+
+    #[test]
+    fn sendfile_and_writev_send_the_same_bytes_from_any_offset() {
+        let mut frame = Frame::from_jpeg(&[0x55; 70_000], 2, 2, 12_345_678);
+        frame.kind = FrameKind::NoSignal;
+        let (out, reader) = socket_pair();
+        out.set_nonblocking(true).expect("non-blocking");
+        let part = Part::new(&frame);
+        let mut use_sendfile = true;
+        part.send_rest(&out, 0, &mut use_sendfile)
+            .expect("sendfile");
+        assert!(use_sendfile);
+        assert!(
+            frame.part.get().is_some_and(Option::is_some),
+            "made its file"
+        );
+        part.send_rest(&out, 0, &mut false).expect("writev");
+        // A part started elsewhere: the rest only, both ways.
+        part.send_rest(&out, 100, &mut true).expect("sendfile");
+        part.send_rest(&out, 100, &mut false).expect("writev");
+        drop(out);
+        let got = reader.join().expect("reader");
+        let len = part.len();
+        assert_eq!(got.len(), 4 * len - 200);
+        assert_eq!(got[..len], got[len..2 * len]);
+        assert_eq!(got[100..len], got[2 * len..3 * len - 100]);
+        assert_eq!(got[2 * len..3 * len - 100], got[3 * len - 100..]);
+        assert!(got.starts_with(
+            b"Content-Type: image/jpeg\r\nContent-Length: 70000\r\nX-Timestamp: 12.345678\r\nX-Frame-Kind: no-signal\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn a_socket_that_takes_nothing_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let out = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (receiver, _) = listener.accept().expect("accept");
+        // Small socket buffers, as the server sets them: a few frames fill them.
+        for (socket, option) in [(&out, libc::SO_SNDBUF), (&receiver, libc::SO_RCVBUF)] {
+            let bytes: libc::c_int = 64 * 1024;
+            // SAFETY: setsockopt on an open socket with a c_int of the stated size.
+            unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    option,
+                    (&bytes as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+        }
+        out.set_nonblocking(true).expect("non-blocking");
+        let frame = Frame::from_jpeg(&[0x55; 4_000_000], 2, 2, 0);
+        let started = Instant::now();
+        let err = Part::new(&frame)
+            .send_rest(&out, 0, &mut false)
+            .expect_err("nobody reads");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            started.elapsed() >= WRITE_DEADLINE,
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -17,6 +17,7 @@ pub mod pages;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod sender;
 pub mod settings;
 
 use std::collections::HashMap;
