@@ -200,15 +200,7 @@ impl PlanarBuffers {
             let bottom = &yuyv[bottom_row * row_bytes..][..row_bytes];
             let u = &mut self.u[pair * chroma_width..][..chroma_width];
             let v = &mut self.v[pair * chroma_width..][..chroma_width];
-            for (((t, b), u), v) in top
-                .chunks_exact(4)
-                .zip(bottom.chunks_exact(4))
-                .zip(u.iter_mut())
-                .zip(v.iter_mut())
-            {
-                *u = ((u16::from(t[1]) + u16::from(b[1]) + 1) >> 1) as u8;
-                *v = ((u16::from(t[3]) + u16::from(b[3]) + 1) >> 1) as u8;
-            }
+            average_chroma(top, bottom, u, v);
             copy_luma(top, &mut self.y[top_row * width..][..width]);
             if bottom_row != top_row {
                 copy_luma(bottom, &mut self.y[bottom_row * width..][..width]);
@@ -231,10 +223,58 @@ impl PlanarBuffers {
     }
 }
 
+// The de-interleaving below works on eight bytes (four pixels, `Y0 U0 Y1 V0 Y2 U1 Y3 V1`)
+// at a time as one little-endian u64: a handful of shifts and masks instead of eight byte
+// moves. De-interleave plus compression went from 1.02x to 0.86x the time of libjpeg-turbo
+// compressing ready-made planes at 640x480 (1.07x to 0.92x at 1280x720; bench/encode.sh).
+// It is plain integer code: as fast on an ARM coprocessor, and in an emulator.
+
+/// Every other byte of each 16-bit lane: the low bytes of four lanes.
+const LOW_BYTES: u64 = 0x00FF_00FF_00FF_00FF;
+
+fn word(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes.try_into().expect("eight bytes"))
+}
+
+/// The luma of a YUYV row.
 fn copy_luma(yuyv_row: &[u8], luma_row: &mut [u8]) {
-    for (pair, luma) in yuyv_row.chunks_exact(4).zip(luma_row.chunks_exact_mut(2)) {
-        luma[0] = pair[0];
-        luma[1] = pair[2];
+    let mut pixels = yuyv_row.chunks_exact(8);
+    let mut luma = luma_row.chunks_exact_mut(4);
+    for (pixels, luma) in (&mut pixels).zip(&mut luma) {
+        // Y0 @0, Y1 @16, Y2 @32, Y3 @48 → Y0 Y1 @0, Y2 Y3 @32 → Y0 Y1 Y2 Y3 @0.
+        let y = word(pixels) & LOW_BYTES;
+        let y = (y | y >> 8) & 0x0000_FFFF_0000_FFFF;
+        luma.copy_from_slice(&((y | y >> 16) as u32).to_le_bytes());
+    }
+    for (pair, luma) in pixels
+        .remainder()
+        .chunks_exact(2)
+        .zip(luma.into_remainder())
+    {
+        *luma = pair[0];
+    }
+}
+
+/// The chroma of two YUYV rows, averaged (rounding up) into a row of U and one of V.
+fn average_chroma(top: &[u8], bottom: &[u8], u: &mut [u8], v: &mut [u8]) {
+    let mut top = top.chunks_exact(8);
+    let mut bottom = bottom.chunks_exact(8);
+    let mut u = u.chunks_exact_mut(2);
+    let mut v = v.chunks_exact_mut(2);
+    for (((t, b), u), v) in (&mut top).zip(&mut bottom).zip(&mut u).zip(&mut v) {
+        // U0 @0, V0 @16, U1 @32, V1 @48 in each; the 16-bit lanes hold the sums.
+        let (t, b) = (word(t) >> 8 & LOW_BYTES, word(b) >> 8 & LOW_BYTES);
+        let mean = (t + b + 0x0001_0001_0001_0001) >> 1 & LOW_BYTES;
+        u.copy_from_slice(&[mean as u8, (mean >> 32) as u8]);
+        v.copy_from_slice(&[(mean >> 16) as u8, (mean >> 48) as u8]);
+    }
+    let tails = top
+        .remainder()
+        .chunks_exact(4)
+        .zip(bottom.remainder().chunks_exact(4));
+    for ((t, b), (u, v)) in tails.zip(u.into_remainder().iter_mut().zip(v.into_remainder())) {
+        *u = ((u16::from(t[1]) + u16::from(b[1]) + 1) >> 1) as u8;
+        *v = ((u16::from(t[3]) + u16::from(b[3]) + 1) >> 1) as u8;
     }
 }
 
@@ -326,6 +366,42 @@ mod tests {
         planes.fill_from_yuyv(&yuyv[..4], 2, 1);
         assert_eq!(planes.y, [10, 20]);
         assert_eq!((planes.u[0], planes.v[0]), (100, 200));
+    }
+
+    #[test]
+    fn deinterleave_matches_the_byte_by_byte_definition_at_any_size() {
+        // Widths with and without a tail of two pixels past the last eight bytes; an odd
+        // height.
+        for (width, height) in [(16, 4), (6, 3), (642, 5)] {
+            let yuyv: Vec<u8> = (0..width * height * 2)
+                .map(|i| (i * 151 % 256) as u8)
+                .collect();
+            let mut planes = PlanarBuffers::default();
+            planes.fill_from_yuyv(&yuyv, width, height);
+            let at = |x: usize, y: usize, byte: usize| u16::from(yuyv[(y * width + x) * 2 + byte]);
+            for y in 0..height {
+                for x in 0..width {
+                    assert_eq!(planes.y[y * width + x], yuyv[(y * width + x) * 2]);
+                }
+            }
+            for cy in 0..height.div_ceil(2) {
+                let (top, bottom) = (2 * cy, (2 * cy + 1).min(height - 1));
+                for cx in 0..width / 2 {
+                    let mean =
+                        |byte| ((at(2 * cx, top, byte) + at(2 * cx, bottom, byte) + 1) >> 1) as u8;
+                    assert_eq!(
+                        planes.u[cy * width / 2 + cx],
+                        mean(1),
+                        "{width}x{height} u {cx},{cy}"
+                    );
+                    assert_eq!(
+                        planes.v[cy * width / 2 + cx],
+                        mean(3),
+                        "{width}x{height} v {cx},{cy}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
