@@ -2,7 +2,7 @@
 # frcstream against WPILib cscore (robotpy-cscore, pinned) on the same frames: 640x480 and
 # 1280x720 at 30 fps, 1, 4 and 10 clients. Prints the tables of docs/BENCHMARKS.md.
 #
-#   bench/cscore.sh [--sizes 640x480] [--clients 4] [--seconds 6] [--repeat 2] [--json FILE]
+#   bench/cscore.sh [--sizes 640x480] [--clients 4] [--seconds 5] [--repeat 2] [--json FILE]
 #
 # Installs what it needs: the project's build tools (scripts/setup.sh), a venv with the
 # pinned robotpy-cscore and numpy (bench/venv.sh, once), the release build.

@@ -74,10 +74,13 @@ def main():
     parser.add_argument("--clients", default="1,4,10")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--quality", type=int, default=80)
-    parser.add_argument("--seconds", type=float, default=6)
-    parser.add_argument("--warmup", type=float, default=1.5)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--warmup", type=float, default=1)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--json", help="append every run's report to this file")
+    parser.add_argument("--bench-pushed", help="another build of examples/bench_pushed.rs "
+                        "(to measure an older frcstream the same way)",
+                        default=os.path.join(TARGET, "release", "examples", "bench_pushed"))
     args = parser.parse_args()
 
     work = os.path.join(TARGET, "bench")
@@ -97,9 +100,8 @@ def main():
         servers = [
             Server("cscore", [args.python, os.path.join(HERE, "cscore_server.py"), *common,
                               str(ports["cscore"]), str(args.quality)], "/stream.mjpg"),
-            Server("frcstream", [os.path.join(TARGET, "release", "examples", "bench_pushed"),
-                                 *common, str(ports["frcstream"]), str(args.quality)],
-                   "/bench.mjpg"),
+            Server("frcstream", [args.bench_pushed, *common, str(ports["frcstream"]),
+                                 str(args.quality)], "/bench.mjpg"),
         ]
         try:
             for server in servers:

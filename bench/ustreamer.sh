@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # frcstream against Debian's ustreamer on the same V4L2 devices in the qemu VM (vm/):
-# YUYV 640x480@25 from vivid with 4 clients, MJPEG passthrough from v4l2loopback with 20.
-# Prints the table of docs/BENCHMARKS.md.
+# YUYV 640x480@25 from vivid with 4 clients, MJPEG 640x480@15 passthrough from
+# v4l2loopback with 20 (`--scenarios mjpeg30`: at 30 fps). Prints the table of
+# docs/BENCHMARKS.md.
 #
-#   bench/ustreamer.sh [--scenarios yuyv,mjpeg] [--seconds 10] [--repeat 2] [--json FILE]
+#   bench/ustreamer.sh [--scenarios yuyv,mjpeg] [--seconds 7] [--repeat 3] [--json FILE]
 #
 # Installs what it needs: the build tools (scripts/setup.sh), the VM's cache (vm/setup.sh,
 # run by vm.py), the ustreamer package and its libraries (apt-get download, unpacked under
