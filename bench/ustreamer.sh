@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # frcstream against Debian's ustreamer on the same V4L2 devices in the qemu VM (vm/):
-# YUYV 640x480@25 from vivid with 4 clients, MJPEG 640x480@15 passthrough from
-# v4l2loopback with 20 (`--scenarios mjpeg30`: at 30 fps). Prints the table of
-# docs/BENCHMARKS.md.
+# YUYV 640x480@25 from vivid with 4 clients, MJPEG 640x480@30 passthrough from
+# v4l2loopback with 20. Prints the table of docs/BENCHMARKS.md.
 #
 #   bench/ustreamer.sh [--scenarios yuyv,mjpeg] [--seconds 7] [--repeat 3] [--json FILE]
 #
