@@ -72,6 +72,23 @@ def run_load(url, clients, seconds, warmup, pid=None, feeder_thread=None, latenc
     return json.loads(out)
 
 
+def clean(report):
+    """Whether a run counts: every client got frames, no errors, no broken parts. A run
+    that does not is reported and left out of the figures."""
+    return report["frames"] > 0 and not report["errors"] and not report["invalid_parts"]
+
+
+def left_out(runs):
+    """A note on the runs `clean` refused, or ''."""
+    bad = [r for r in runs if not clean(r)]
+    if not bad:
+        return ""
+    return "left out: " + "; ".join(
+        f"{r.get('server')} {r.get('scenario') or r.get('size')} {r['clients']} clients "
+        f"({r['errors'][0] if r['errors'] else str(r['invalid_parts']) + ' broken parts'})"
+        for r in bad)
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None

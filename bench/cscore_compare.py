@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import (TARGET, fmt, free_port, load_average, log, machine_line, median,
+from benchlib import (clean, left_out, TARGET, fmt, free_port, load_average, log, machine_line, median,
                       run_load, spread, table, wait_for_quiet)
 import frames
 
@@ -140,9 +140,11 @@ def latency(report, q):
 
 
 def print_tables(results):
-    rows_cpu, rows_latency, rows_rss = [], [], []
+    rows_cpu, rows_latency, rows_rss, notes = [], [], [], []
     for size, clients, runs in results:
-        cs, fr = runs["cscore"], runs["frcstream"]
+        notes.append(left_out(runs["cscore"] + runs["frcstream"]))
+        pairs = [(c, f) for c, f in zip(runs["cscore"], runs["frcstream"]) if clean(c) and clean(f)]
+        cs, fr = [c for c, _ in pairs], [f for _, f in pairs]
         ratios = [f["server_cpu_ms_per_delivered_frame"] / c["server_cpu_ms_per_delivered_frame"]
                   for c, f in zip(cs, fr)]
         process_ratios = [f["process_cpu_ms_per_delivered_frame"]
@@ -181,6 +183,8 @@ def print_tables(results):
     print("\nPeak RSS (MiB; both hold their feeder's texture and frame) and threads")
     print(table(["size", "clients", "cscore", "frcstream", "threads cscore / frcstream"],
                 rows_rss))
+    for note in filter(None, notes):
+        print(note)
 
 
 if __name__ == "__main__":

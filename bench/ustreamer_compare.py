@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 
-from benchlib import (ROOT, TARGET, fmt, load_average, log, machine_line, median, run_load,
+from benchlib import (clean, left_out, ROOT, TARGET, fmt, load_average, log, machine_line, median, run_load,
                       spread, table, wait_for_quiet)
 
 GUEST_CLK_TCK = 100  # USER_HZ: what /proc/<pid>/stat counts in
@@ -248,11 +248,14 @@ def main():
 
 
 def print_table(results):
-    rows = []
+    rows, notes = [], []
     for key, runs in results:
-        us, fr = runs["ustreamer"], runs["frcstream"]
+        notes.append(left_out(runs["ustreamer"] + runs["frcstream"]))
+        pairs = [(u, f) for u, f in zip(runs["ustreamer"], runs["frcstream"])
+                 if clean(u) and clean(f)]
+        us, fr = [u for u, _ in pairs], [f for _, f in pairs]
         ratios = [f["server_cpu_ms_per_delivered_frame"] / u["server_cpu_ms_per_delivered_frame"]
-                  for u, f in zip(us, fr)]
+                  for u, f in pairs]
         rows.append([
             SCENARIOS[key]["title"], SCENARIOS[key]["clients"],
             f"{fmt(median(r['fps_per_client'] for r in us), 1)} / {fmt(median(r['fps_per_client'] for r in fr), 1)}",
@@ -267,6 +270,8 @@ def print_table(results):
     print(table(["input", "clients", "fps per client ustreamer / frcstream",
                  "CPU % ustreamer / frcstream", "ustreamer", "frcstream", "ratio (spread)",
                  "RSS MiB ustreamer / frcstream", "threads ustreamer / frcstream"], rows))
+    for note in filter(None, notes):
+        print(note)
 
 
 if __name__ == "__main__":
