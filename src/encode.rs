@@ -295,13 +295,7 @@ impl FramePool {
         // holds it, and nobody can clone it any more.
         let free = self.recent.iter().position(|f| Arc::strong_count(f) == 1);
         match free.and_then(|i| self.recent.remove(i)) {
-            Some(mut frame) => {
-                // The stream part of its last use: it is about to hold another picture.
-                if let Some(reused) = Arc::get_mut(&mut frame) {
-                    reused.part = std::sync::OnceLock::new();
-                }
-                frame
-            }
+            Some(frame) => frame,
             None => Arc::new(Frame::empty()),
         }
     }

@@ -1,10 +1,6 @@
 //! Frames as they move through the pipeline: raw pixels borrowed from a source, and the
 //! encoded JPEG that the frame slot hands to clients.
 
-use std::sync::OnceLock;
-
-use crate::memfile::MemFile;
-
 /// Pixel data of one captured frame, borrowed from the source's buffer.
 #[derive(Debug, Clone, Copy)]
 pub enum Pixels<'a> {
@@ -88,10 +84,6 @@ pub struct Frame {
     pub kind: FrameKind,
     pub(crate) buffer: Vec<u8>,
     pub(crate) len: usize,
-    /// The frame as one part of an MJPEG stream (headers, JPEG, boundary) in a file the
-    /// kernel sends from: built by the first stream client to send it (`http::mjpeg`),
-    /// shared by the others. `None` inside when the file could not be made.
-    pub(crate) part: OnceLock<Option<MemFile>>,
 }
 
 impl Frame {
@@ -105,7 +97,6 @@ impl Frame {
             kind: FrameKind::Live,
             buffer: Vec::new(),
             len: 0,
-            part: OnceLock::new(),
         }
     }
 
@@ -119,7 +110,6 @@ impl Frame {
             kind: FrameKind::Live,
             buffer: jpeg.to_vec(),
             len: jpeg.len(),
-            part: OnceLock::new(),
         }
     }
 

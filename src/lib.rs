@@ -19,7 +19,6 @@ pub mod frame;
 pub mod frame_slot;
 pub mod http;
 pub mod jpeg;
-pub mod memfile;
 pub mod net;
 pub mod networktables;
 pub mod no_signal;

@@ -5,14 +5,13 @@
 //! The slot's sender thread (`sender.rs`) offers each new frame to every client with a
 //! write that does not block; a client's own thread finishes what its socket could not
 //! take at once, then catches up with the newest frame: a slow client skips frames, it
-//! never queues them. A frame's whole part
-//! (headers, JPEG, boundary) is put once into an in-memory file (`memfile`) by the first
-//! client to send it, and every client sends it from there with one `sendfile`: the kernel
-//! hands the socket the file's pages, with no per-client copy of the JPEG, not even into
-//! socket buffers. Clients on this machine (loopback) get one `writev` from the shared
-//! frame buffer instead: there the kernel copies at the receiving end anyway, and
-//! `sendfile` measured 25–40% more CPU per frame than `writev` (docs/BENCHMARKS.md); so do
-//! clients where the file cannot be had.
+//! never queues them. Each part goes out in one `writev` from the shared frame buffer: no
+//! per-client copy of the JPEG in the program.
+//!
+//! (`sendfile` from an in-memory file written once per frame was tried, to spare the
+//! kernel's copy into each socket too: 10% less CPU in the VM, 25–40% more on loopback,
+//! and in the VM a stream dropped now and then by the 2 s write deadline, which `writev`
+//! never showed. See docs/BENCHMARKS.md.)
 
 use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
@@ -27,7 +26,6 @@ use super::sender::{self, Client, ClientState, Job};
 use crate::camera::Camera;
 use crate::frame::{Frame, FrameKind, monotonic_us};
 use crate::frame_slot::FrameSlot;
-use crate::memfile::MemFile;
 use crate::pacing::Pacer;
 use crate::stats::ClientStats;
 use crate::variants::{VariantKey, Variants};
@@ -108,7 +106,6 @@ pub fn stream(
             last_seq: first_frame_floor(slot),
             pacer: Pacer::default(),
             fps: params.fps,
-            use_sendfile: !client.peer.ip().is_loopback(),
             job: None,
         }),
         wake: Condvar::new(),
@@ -143,9 +140,7 @@ pub fn stream(
 /// Sends the rest of a part the sender started (or all of it), waiting for the socket.
 fn finish(client: &Client, frame: &Frame, sent: usize) -> io::Result<()> {
     let part = Part::new(frame);
-    let mut use_sendfile = client.lock().use_sendfile;
-    part.send_rest(&client.socket, sent, &mut use_sendfile)?;
-    client.lock().use_sendfile = use_sendfile;
+    part.send_rest(&client.socket, sent)?;
     (client.delivered)(frame, part.len());
     Ok(())
 }
@@ -211,24 +206,6 @@ fn part_head(frame: &Frame) -> String {
     head
 }
 
-/// The frame's part in an in-memory file, made by the first client to ask.
-fn part_file(frame: &Frame) -> Option<&MemFile> {
-    frame
-        .part
-        .get_or_init(|| {
-            let head = part_head(frame);
-            let parts: [&[u8]; 3] = [head.as_bytes(), frame.jpeg(), PART_TAIL.as_bytes()];
-            match MemFile::new(c"frcstream-part", &parts) {
-                Ok(file) => Some(file),
-                Err(e) => {
-                    log::debug!("no in-memory file for a frame ({e}): sending with writev");
-                    None
-                }
-            }
-        })
-        .as_ref()
-}
-
 /// One part of the stream: a frame's headers, its JPEG, and the boundary that ends it.
 pub(crate) struct Part<'a> {
     frame: &'a Frame,
@@ -247,31 +224,9 @@ impl<'a> Part<'a> {
         self.head.len() + self.frame.jpeg().len() + PART_TAIL.len()
     }
 
-    /// Sends what the non-blocking `socket` takes now of the part from byte `from` on:
-    /// returns how much (0 when its buffer is full). With `use_sendfile` from the frame's
-    /// file, else with `writev`; a socket that refuses `sendfile` clears `use_sendfile`.
-    pub fn send_some(
-        &self,
-        socket: &TcpStream,
-        from: usize,
-        use_sendfile: &mut bool,
-    ) -> io::Result<usize> {
-        if *use_sendfile {
-            if let Some(file) = part_file(self.frame) {
-                match file.send(socket.as_raw_fd(), from) {
-                    Ok(sent) => return Ok(sent),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-                    Err(e)
-                        if from == 0
-                            && matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) =>
-                    {
-                        log::debug!("sendfile refused ({e}): sending with writev");
-                        *use_sendfile = false;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+    /// Sends what the non-blocking `socket` takes now of the part from byte `from` on,
+    /// in one `writev`: returns how much (0 when its buffer is full).
+    pub fn send_some(&self, socket: &TcpStream, from: usize) -> io::Result<usize> {
         let mut slices = [
             IoSlice::new(self.head.as_bytes()),
             IoSlice::new(self.frame.jpeg()),
@@ -288,15 +243,10 @@ impl<'a> Part<'a> {
 
     /// Sends the rest of the part from byte `from` on, waiting for the socket; a part not
     /// sent within [`WRITE_DEADLINE`] drops the client.
-    pub fn send_rest(
-        &self,
-        socket: &TcpStream,
-        mut from: usize,
-        use_sendfile: &mut bool,
-    ) -> io::Result<()> {
+    pub fn send_rest(&self, socket: &TcpStream, mut from: usize) -> io::Result<()> {
         let deadline = Instant::now() + WRITE_DEADLINE;
         while from < self.len() {
-            match self.send_some(socket, from, use_sendfile) {
+            match self.send_some(socket, from) {
                 Ok(0) => wait_writable(socket, deadline)?,
                 Ok(sent) => from += sent,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -357,7 +307,7 @@ mod tests {
         frame.seq = 1;
         let (out, reader) = socket_pair();
         let part = Part::new(&frame);
-        part.send_rest(&out, 0, &mut false).expect("send");
+        part.send_rest(&out, 0).expect("send");
         drop(out);
         let expected: &[u8] = b"Content-Type: image/jpeg\r\nContent-Length: 8\r\nX-Timestamp: 12.345678\r\n\r\n\xFF\xD8JPEG\xFF\xD9\r\n--boundarydonotcross\r\n";
         assert_eq!(reader.join().expect("reader"), expected);
@@ -366,31 +316,19 @@ mod tests {
     }
 
     #[test]
-    fn sendfile_and_writev_send_the_same_bytes_from_any_offset() {
+    fn a_part_started_elsewhere_is_finished_from_where_it_stopped() {
         let mut frame = Frame::from_jpeg(&[0x55; 70_000], 2, 2, 12_345_678);
         frame.kind = FrameKind::NoSignal;
         let (out, reader) = socket_pair();
         out.set_nonblocking(true).expect("non-blocking");
         let part = Part::new(&frame);
-        let mut use_sendfile = true;
-        part.send_rest(&out, 0, &mut use_sendfile)
-            .expect("sendfile");
-        assert!(use_sendfile);
-        assert!(
-            frame.part.get().is_some_and(Option::is_some),
-            "made its file"
-        );
-        part.send_rest(&out, 0, &mut false).expect("writev");
-        // A part started elsewhere: the rest only, both ways.
-        part.send_rest(&out, 100, &mut true).expect("sendfile");
-        part.send_rest(&out, 100, &mut false).expect("writev");
+        part.send_rest(&out, 0).expect("send");
+        part.send_rest(&out, 100).expect("send the rest");
         drop(out);
         let got = reader.join().expect("reader");
         let len = part.len();
-        assert_eq!(got.len(), 4 * len - 200);
-        assert_eq!(got[..len], got[len..2 * len]);
-        assert_eq!(got[100..len], got[2 * len..3 * len - 100]);
-        assert_eq!(got[2 * len..3 * len - 100], got[3 * len - 100..]);
+        assert_eq!(got.len(), 2 * len - 100);
+        assert_eq!(got[100..len], got[len..]);
         assert!(got.starts_with(
             b"Content-Type: image/jpeg\r\nContent-Length: 70000\r\nX-Timestamp: 12.345678\r\nX-Frame-Kind: no-signal\r\n\r\n"
         ));
@@ -419,7 +357,7 @@ mod tests {
         let frame = Frame::from_jpeg(&[0x55; 4_000_000], 2, 2, 0);
         let started = Instant::now();
         let err = Part::new(&frame)
-            .send_rest(&out, 0, &mut false)
+            .send_rest(&out, 0)
             .expect_err("nobody reads");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(

@@ -43,7 +43,6 @@ pub struct ClientState {
     pub pacer: Pacer,
     /// The client's `fps=`.
     pub fps: Option<u32>,
-    pub use_sendfile: bool,
     pub job: Option<Job>,
 }
 
@@ -85,7 +84,7 @@ impl Client {
             return;
         }
         let part = Part::new(frame);
-        match part.send_some(&self.socket, 0, &mut state.use_sendfile) {
+        match part.send_some(&self.socket, 0) {
             Ok(sent) if sent == part.len() => {
                 drop(state);
                 (self.delivered)(frame, sent);
