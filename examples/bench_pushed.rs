@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use frcstream::config::{CameraConfig, Config, SourceSpec};
 use frcstream::frame::monotonic_us;
 use frcstream::source::pushed::PushedStream;
+use frcstream::source::test_pattern::bounce;
 
 const STAMP_BITS: usize = 40;
 const STAMP_BLOCK: usize = 16;
@@ -155,15 +156,6 @@ fn draw(frame: &mut [u8], texture: &[u8], width: usize, height: usize, index: us
         for pixel in line[x * 3..][..block * 3].chunks_exact_mut(3) {
             pixel.copy_from_slice(&BLOCK_BGR);
         }
-    }
-}
-
-fn bounce(t: usize, span: usize) -> usize {
-    let phase = t % (2 * span);
-    if phase < span {
-        phase
-    } else {
-        2 * span - phase
     }
 }
 

@@ -67,7 +67,7 @@ impl TestPattern {
 }
 
 /// Position of something moving back and forth over `span` pixels.
-fn bounce(t: usize, span: usize) -> usize {
+pub fn bounce(t: usize, span: usize) -> usize {
     let phase = t % (2 * span);
     if phase < span {
         phase
