@@ -552,7 +552,10 @@ class VM:
                "-device", "virtio-serial-pci",
                "-chardev", f"socket,id=ctl,path={sock_path}",
                "-device", "virtserialport,chardev=ctl,name=frcstream.ctl",
-               "-netdev", f"user,id=n0,restrict=on{fwd}", "-device", "virtio-net-pci,netdev=n0"]
+               "-netdev", f"user,id=n0,restrict=on{fwd}",
+               # romfile= : a -kernel boot needs no PXE option ROM, and without it qemu does
+               # not depend on the ipxe-qemu package (qemu-system-arm does not bring it).
+               "-device", "virtio-net-pci,netdev=n0,romfile="]
         diag("qemu: " + " ".join(shlex.quote(c) for c in cmd))
         self.qemu_log = os.path.join(self.tmp, "qemu.log")
         self.t_qemu = time.monotonic()
@@ -601,6 +604,14 @@ class VM:
                     return False
                 continue
             if not chunk:
+                # qemu closes the channel as it exits: give it a moment, so the error
+                # carries qemu's own words rather than a guess.
+                if self.proc:
+                    try:
+                        self.proc.wait(timeout=2)
+                    except subprocess.TimeoutExpired:
+                        pass
+                self._check_alive()
                 raise BootError("control channel closed (VM died?)")
             self.buf += chunk
             return True

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Boots each test VM architecture once, on its own, before any test runs: a rig that only
+# works because another rig's setup installed something for it (qemu-system-arm needed
+# ipxe-qemu's ROM, which only qemu-system-x86 brought) fails here, by name, instead of
+# inside a test that happens to run first on a fresh machine.
+#
+#   scripts/preflight.sh [x86_64] [aarch64]     (default: both)
+#
+# Prints one line per architecture and "N passed, N failed"; exit status 1 when any rig
+# could not boot. A rig that cannot run here at all (vm.py says UNAVAILABLE) counts as a
+# failure only when FRCSTREAM_REQUIRE_VM (x86_64) or FRCSTREAM_REQUIRE_AARCH64 (aarch64)
+# asks for it (set and not 0), as the tests themselves do.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+required() { local v=${!1:-0}; [ -n "$v" ] && [ "$v" != 0 ]; }
+
+arches=("$@")
+[ ${#arches[@]} -gt 0 ] || arches=(x86_64 aarch64)
+passed=0
+failed=0
+for arch in "${arches[@]}"; do
+    case "$arch" in
+        x86_64) require=FRCSTREAM_REQUIRE_VM ;;
+        aarch64) require=FRCSTREAM_REQUIRE_AARCH64 ;;
+        *) echo "preflight: unknown architecture $arch" >&2; exit 2 ;;
+    esac
+    log=$(mktemp)
+    start=$(date +%s.%N)
+    # One command and quit: the VM must boot, run a shell command and power off.
+    first=$(printf 'exec cat /proc/version\nquit\n' |
+        timeout 600 python3 vm/vm.py --arch "$arch" --boot-timeout 300 2>"$log" | head -n 1)
+    secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+    case "$first" in
+        READY*)
+            echo "preflight: $arch VM booted and answered (${secs} s, setup included)"
+            passed=$((passed + 1)) ;;
+        UNAVAILABLE*)
+            if required "$require"; then
+                echo "preflight: FAILED $arch VM: ${first#UNAVAILABLE } ($require is set)"
+                tail -n 20 "$log" | sed 's/^/    /'
+                failed=$((failed + 1))
+            else
+                echo "preflight: SKIPPED $arch VM: ${first#UNAVAILABLE } (its tests will say SKIPPED)"
+            fi ;;
+        *)
+            echo "preflight: FAILED $arch VM did not boot: ${first:-no answer}"
+            tail -n 20 "$log" | sed 's/^/    /'
+            failed=$((failed + 1)) ;;
+    esac
+    rm -f "$log"
+done
+echo "preflight: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
