@@ -26,10 +26,27 @@ for arch in "${arches[@]}"; do
         *) echo "preflight: unknown architecture $arch" >&2; exit 2 ;;
     esac
     log=$(mktemp)
+    payload=$(mktemp -d)
     start=$(date +%s.%N)
-    # One command and quit: the VM must boot, run a shell command and power off.
-    first=$(printf 'exec cat /proc/version\nquit\n' |
-        timeout 600 python3 vm/vm.py --arch "$arch" --boot-timeout 300 2>"$log" | head -n 1)
+    # Boot, run one command, power off: stdin stays open until the VM answers (vm.py
+    # ends a VM whose stdin closes), so the cache's first setup has all the time it needs.
+    first=$(timeout 900 python3 - "$arch" "$payload" 2>"$log" <<'PY'
+import subprocess, sys
+arch, payload = sys.argv[1:3]
+vm = subprocess.Popen([sys.executable, "vm/vm.py", "--arch", arch, "--payload", payload,
+                       "--boot-timeout", "300"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+first = vm.stdout.readline().strip()
+if first.startswith("READY"):
+    vm.stdin.write("exec cat /proc/version\nquit\n")
+    vm.stdin.flush()
+    replies = vm.stdout.read()
+    if "EXIT 0" not in replies:
+        first = "ERROR the guest did not run a command: " + replies.strip()[-300:]
+vm.stdin.close()
+vm.wait()
+print(first)
+PY
+)
     secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
     case "$first" in
         READY*)
@@ -48,7 +65,7 @@ for arch in "${arches[@]}"; do
             tail -n 20 "$log" | sed 's/^/    /'
             failed=$((failed + 1)) ;;
     esac
-    rm -f "$log"
+    rm -rf "$log" "$payload"
 done
 echo "preflight: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

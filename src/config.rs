@@ -456,7 +456,13 @@ pub struct NetworkTablesConfig {
     pub server: NtServerSpec,
     /// The name frcstream connects with (`/nt/<client_name>`); the server appends `@N`.
     pub client_name: String,
+    /// `advertise = ["10.12.34.11", "frcvision.local"]`: the hosts `streams` lists, in
+    /// this order, instead of the machine's own addresses.
+    pub advertise: Option<Vec<String>>,
 }
+
+/// At most this many hosts in `advertise`.
+pub const MAX_ADVERTISED_HOSTS: usize = 16;
 
 /// The NT4 server, as written in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -473,6 +479,22 @@ impl NtServerSpec {
         match self {
             NtServerSpec::Team(team) => format!("10.{}.{}.2:5810", team / 100, team % 100),
             NtServerSpec::Address(address) => address.clone(),
+        }
+    }
+
+    /// The robot network's first three octets (10.TE.AM), from the team number or from a
+    /// server given as a 10.x.y.z address.
+    pub fn robot_network(&self) -> Option<[u8; 3]> {
+        match self {
+            NtServerSpec::Team(team) => Some([10, (team / 100) as u8, (team % 100) as u8]),
+            NtServerSpec::Address(address) => {
+                let host = address
+                    .rsplit_once(':')
+                    .map_or(address.as_str(), |(h, _)| h);
+                let ip: std::net::Ipv4Addr = host.parse().ok()?;
+                let [a, b, c, _] = ip.octets();
+                (a == 10).then_some([a, b, c])
+            }
         }
     }
 }
@@ -503,6 +525,8 @@ struct RawNetworkTables {
     server: Option<Spanned<String>>,
     #[serde(default = "default_client_name")]
     client_name: Spanned<String>,
+    #[serde(default)]
+    advertise: Option<Spanned<Vec<String>>>,
 }
 
 impl RawNetworkTables {
@@ -549,12 +573,48 @@ impl RawNetworkTables {
         let name_span = raw.client_name.span();
         let client_name = raw.client_name.into_inner();
         check_client_name(&client_name).map_err(|m| (name_span, key("client_name"), m))?;
+        let advertise = match raw.advertise {
+            Some(hosts) => {
+                let span = hosts.span();
+                let hosts = hosts.into_inner();
+                check_advertised_hosts(&hosts).map_err(|m| (span, key("advertise"), m))?;
+                Some(hosts)
+            }
+            None => None,
+        };
         Ok(NetworkTablesConfig {
             enabled: raw.enabled,
             server,
             client_name,
+            advertise,
         })
     }
+}
+
+/// `advertise`: 1 to [`MAX_ADVERTISED_HOSTS`] host names or addresses, each usable as the
+/// host of a URL.
+fn check_advertised_hosts(hosts: &[String]) -> Result<(), String> {
+    if hosts.is_empty() || hosts.len() > MAX_ADVERTISED_HOSTS {
+        return Err(format!(
+            "advertise lists {} hosts: give 1 to {MAX_ADVERTISED_HOSTS} (or leave it out to \
+             advertise the machine's own addresses)",
+            hosts.len()
+        ));
+    }
+    for host in hosts {
+        let ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        if !ok {
+            return Err(format!(
+                "advertise: \"{host}\" is not a host name or IPv4 address (e.g. \"10.12.34.11\" \
+                 or \"frcvision.local\"; the port is the camera's own)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_client_name(name: &str) -> Result<(), String> {

@@ -105,16 +105,101 @@ fn unknown_urls_get_a_404_listing_the_valid_ones() {
     streamer.stop();
 }
 
+/// Dashboards build stream URLs from user input (Elastic: `resolution=WxH`, any `fps`,
+/// `compression` 0–100; Shuffleboard adds `name`; both send empty values). cscore skips
+/// what it cannot use; a 400 makes Elastic retry forever, so every one of these streams.
 #[test]
-fn bad_stream_parameters_get_a_400_that_says_why() {
+fn stream_urls_as_dashboards_build_them_all_stream() {
     let streamer = common::start_test_pattern();
-    let response = client::get(streamer.local_addr(), "/cam.mjpg?fps=fast").expect("400");
-    assert_eq!(response.status, 400);
-    assert!(response.text().contains("fps"), "{}", response.text());
-    let response = client::get(streamer.local_addr(), "/cam.mjpg?size=big").expect("400");
-    assert_eq!(response.status, 400);
-    assert!(response.text().contains("size"), "{}", response.text());
+    let address = streamer.local_addr();
+    for (path, size) in [
+        ("/cam.mjpg?fps=fast", (640, 480)),
+        ("/cam.mjpg?size=big", (640, 480)),
+        ("/cam.mjpg?fps=&resolution=&compression=", (640, 480)),
+        (
+            "/stream.mjpg?resolution=320x240&fps=&compression=30&name=",
+            (320, 240),
+        ),
+        ("/?action=stream&fps=1000&compression=101", (640, 480)),
+        ("/cam/?action=stream&fps=7.5&resolution=8x8", (16, 16)),
+        ("/cam.mjpg?resolution=0x0&fps=-1", (640, 480)),
+        ("/cam.mjpg?resolution=320x0", (320, 480)),
+        // Odd sides are encoded at the even size below (4:2:0 chroma).
+        ("/cam.mjpg?fps=%zz&resolution=161x121", (160, 120)),
+    ] {
+        let mut stream =
+            MjpegStream::open(address, path).unwrap_or_else(|e| panic!("{path} must stream: {e}"));
+        let part = stream.next_part().expect("a part");
+        assert_eq!(common::decoded_size(&part.jpeg), size, "{path}");
+    }
+    for (path, size) in [
+        ("/cam.jpg?resolution=&junk=1", (640, 480)),
+        (
+            "/?action=snapshot&resolution=320x240&compression=20",
+            (320, 240),
+        ),
+    ] {
+        let response = client::get(address, path).expect(path);
+        assert_eq!(response.status, 200, "{path}: {}", response.text());
+        assert_eq!(common::decoded_size(&response.body), size, "{path}");
+    }
     streamer.stop();
+}
+
+#[test]
+fn a_settings_change_in_the_url_stays_strict() {
+    let streamer = common::start_test_pattern();
+    let address = streamer.local_addr();
+    let response = client::get(address, "/?action=command&fps=%zz").expect("400");
+    assert_eq!(response.status, 400);
+    assert!(response.text().contains("malformed"), "{}", response.text());
+    streamer.stop();
+}
+
+/// cscore's `HttpCamera` (what Shuffleboard reads streams with) reconnects when a stream
+/// brings no frame for a second. A client at `fps=1`, or a camera at 1 fps, must still get
+/// a part at least every half second or so: the newest frame again.
+#[test]
+fn no_stream_goes_quiet_for_a_second() {
+    let fast = common::start_test_pattern();
+    let slow = common::start(
+        "[[camera]]\nname = \"slow\"\nwidth = 320\nheight = 240\nfps = 1\n",
+        "",
+    );
+    for (address, path) in [
+        (fast.local_addr(), "/cam.mjpg?fps=1"),
+        (slow.local_addr(), "/slow.mjpg"),
+    ] {
+        let mut stream = MjpegStream::open(address, path).expect(path);
+        stream.next_part().expect("first part");
+        let mut last = Instant::now();
+        let mut longest = Duration::ZERO;
+        let mut distinct = std::collections::HashSet::new();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(4) {
+            let part = stream.next_part().expect("a part");
+            longest = longest.max(last.elapsed());
+            last = Instant::now();
+            distinct.insert(part.timestamp_us());
+        }
+        println!(
+            "{path}: longest gap between parts {longest:?}, {} distinct frames in 4 s",
+            distinct.len()
+        );
+        // About 0.5 s by design; generous for a loaded machine, and well under cscore's 1 s.
+        assert!(
+            longest < Duration::from_millis(900),
+            "{path}: a gap of {longest:?}"
+        );
+        // The rate asked for still holds: about one new picture a second, not thirty.
+        assert!(
+            (2..=7).contains(&distinct.len()),
+            "{path}: {} distinct frames",
+            distinct.len()
+        );
+    }
+    fast.stop();
+    slow.stop();
 }
 
 #[test]

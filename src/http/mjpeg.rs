@@ -26,7 +26,6 @@ use super::sender::{self, Client, ClientState, Job};
 use crate::camera::Camera;
 use crate::frame::{Frame, FrameKind, monotonic_us};
 use crate::frame_slot::FrameSlot;
-use crate::pacing::Pacer;
 use crate::stats::ClientStats;
 use crate::variants::{VariantKey, Variants};
 
@@ -100,14 +99,8 @@ pub fn stream(
     };
     let me = Arc::new(Client {
         socket: out.try_clone()?,
-        state: Mutex::new(ClientState {
-            // This thread sends first: the current frame if it is fresh.
-            busy: true,
-            last_seq: first_frame_floor(slot),
-            pacer: Pacer::default(),
-            fps: params.fps,
-            job: None,
-        }),
+        // This thread sends first: the current frame if it is fresh.
+        state: Mutex::new(ClientState::new(first_frame_floor(slot), params.fps)),
         wake: Condvar::new(),
         delivered: Box::new(delivered),
     });
@@ -151,14 +144,17 @@ fn finish(client: &Client, frame: &Frame, sent: usize) -> io::Result<()> {
 /// sender skipped while this thread was busy is not lost: it is the newest one here.
 fn catch_up(client: &Client, slot: &FrameSlot) -> io::Result<()> {
     loop {
-        let frame = slot.latest();
-        {
+        let newest = slot.latest();
+        let frame = {
             let mut state = client.lock();
-            if !state.wants(&frame) {
-                state.busy = false;
-                return Ok(());
+            match state.next_part(&newest, monotonic_us()) {
+                Some(frame) => frame,
+                None => {
+                    state.busy = false;
+                    return Ok(());
+                }
             }
-        }
+        };
         finish(client, &frame, 0)?;
     }
 }
@@ -176,12 +172,14 @@ fn first_frame_floor(slot: &FrameSlot) -> u64 {
 }
 
 /// The variant a client's parameters ask for, or `None` for the camera's own frames:
-/// `resolution=` other than the camera's size, or `compression=` 0–100 (-1 is the
-/// camera's own JPEG).
+/// `resolution=` other than the camera's size (a side of 0 is the camera's own, as in
+/// cscore), or `compression=` 0–100 (-1 is the camera's own JPEG).
 pub fn variant_key(params: &StreamParams, camera: &Camera) -> Option<VariantKey> {
     let mode = camera.mode();
+    let or_own = |side: u32, own: u32| if side == 0 { own } else { side };
     let size = params
         .resolution
+        .map(|(w, h)| (or_own(w, mode.width), or_own(h, mode.height)))
         .filter(|&size| size != (mode.width, mode.height));
     let quality = match params.compression {
         None | Some(-1) => None,

@@ -295,12 +295,15 @@ fn respond(
     match route {
         Route::Stream { camera, params } => {
             let camera = &shared.cameras[camera];
+            let params = fit_to_camera(params, camera);
+            log_adjusted_params(peer, request, &params);
             serve_stream(stream, request, camera, &params, peer, id, shared)?;
             Ok(Next::Close)
         }
-        Route::Snapshot { camera } => {
+        Route::Snapshot { camera, params } => {
             let camera = &shared.cameras[camera];
-            match snapshot(camera) {
+            log_adjusted_params(peer, request, &params);
+            match snapshot(camera, &params)? {
                 Some(frame) => send(stream, Response::new(200, "image/jpeg", frame.jpeg())),
                 None => send(
                     stream,
@@ -486,13 +489,46 @@ impl Drop for StreamPlace<'_> {
     }
 }
 
-/// A fresh frame of `camera`: the current one if recent, else the next one.
-fn snapshot(camera: &Camera) -> Option<Arc<crate::frame::Frame>> {
-    let _viewer = camera.slot.viewer();
-    let latest = camera.slot.latest();
+/// Clamps a client's `fps=` to the camera's rate: asking for more than the camera makes
+/// is asking for every frame.
+fn fit_to_camera(mut params: routes::StreamParams, camera: &Camera) -> routes::StreamParams {
+    let camera_fps = camera.settings.fps();
+    if let Some(fps) = params.fps.filter(|&fps| fps > camera_fps) {
+        params.notes.push(format!(
+            "fps={fps} is above the camera's {camera_fps} fps: every frame is sent"
+        ));
+        params.fps = None;
+    }
+    params
+}
+
+/// One log line per client for the stream parameters that were ignored or adjusted.
+fn log_adjusted_params(peer: SocketAddr, request: &Request, params: &routes::StreamParams) {
+    if !params.notes.is_empty() {
+        log::info!(
+            "{peer} {}: stream parameters adjusted: {}",
+            request.path,
+            params.notes.join("; ")
+        );
+    }
+}
+
+/// A fresh frame of `camera`, at the size and quality `params` ask for: the current one if
+/// recent, else the next one.
+fn snapshot(
+    camera: &Arc<Camera>,
+    params: &routes::StreamParams,
+) -> io::Result<Option<Arc<crate::frame::Frame>>> {
+    let variant = match mjpeg::variant_key(params, camera) {
+        Some(key) => Some(crate::variants::Variants::subscribe(camera, key)?),
+        None => None,
+    };
+    let slot = variant.as_ref().map_or(&camera.slot, |v| &v.slot);
+    let _viewer = slot.viewer();
+    let latest = slot.latest();
     let age = monotonic_us().saturating_sub(latest.captured_us);
     if latest.seq > 0 && age < SNAPSHOT_MAX_AGE_US {
-        return Some(latest);
+        return Ok(Some(latest));
     }
-    camera.slot.wait_newer(latest.seq, SNAPSHOT_TIMEOUT)
+    Ok(slot.wait_newer(latest.seq, SNAPSHOT_TIMEOUT))
 }

@@ -1,16 +1,29 @@
 //! The URL map: which request goes where, and the per-client stream parameters that
-//! dashboards append (`resolution`, `fps`, `compression`), checked strictly.
+//! dashboards append (`resolution`, `fps`, `compression`).
+//!
+//! Stream and snapshot parameters are read as leniently as cscore reads them
+//! (`MjpegServerImpl::ProcessCommand`): dashboards build these URLs from user input, and
+//! Elastic retries a refused stream forever without showing why. Empty values, unknown
+//! names and values that are not numbers are ignored; numbers out of range are clamped to
+//! what can be served. Each adjustment is kept as a note for the connection's log line.
+//! Settings changes (`?action=command`, POST) stay strict: there a person or a program
+//! asks for a change and must hear why it was refused.
 //!
 //! Kept apart from the handlers so the whole URL surface reads in one place and can be
 //! tested without a socket.
+
+use crate::config::FPS_RANGE;
+
+/// The sizes a client may ask for, per side (`resolution=`): larger is clamped to this.
+pub const STREAM_SIDE_RANGE: std::ops::RangeInclusive<u32> = 16..=4096;
 
 /// A request, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// MJPEG stream of camera `camera` (an index into the server's cameras).
     Stream { camera: usize, params: StreamParams },
-    /// One JPEG.
-    Snapshot { camera: usize },
+    /// One JPEG (`resolution=` and `compression=` apply, as for a stream).
+    Snapshot { camera: usize, params: StreamParams },
     /// The page listing every camera.
     Index,
     /// The page of one camera.
@@ -39,10 +52,13 @@ pub enum Route {
 pub struct StreamParams {
     /// Frames per second for this client only; `None` is the camera's rate.
     pub fps: Option<u32>,
-    /// Requested size.
+    /// Requested size, each side in [`STREAM_SIDE_RANGE`] or 0 for the camera's own (as
+    /// cscore reads `resolution=0x0`).
     pub resolution: Option<(u32, u32)>,
     /// JPEG quality 0–100; `Some(-1)` asks for the camera's own JPEG.
     pub compression: Option<i32>,
+    /// What was ignored or adjusted, and why: logged once for the client.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,23 +93,36 @@ pub fn resolve(
     if method != "GET" && method != "HEAD" {
         return Err(RouteError::MethodNotAllowed);
     }
-    let query = parse_query(query)?;
+    let (query, malformed) = parse_query_lenient(query);
     let action = query
         .iter()
         .find(|(k, _)| k == "action")
-        .map(|(_, v)| v.as_str());
-    let stream =
-        |camera: usize| stream_params(&query).map(|params| Route::Stream { camera, params });
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty());
+    let stream = |camera: usize| {
+        let params = stream_params(&query, &malformed);
+        Ok(Route::Stream { camera, params })
+    };
+    let snapshot = |camera: usize| {
+        let params = stream_params(&query, &malformed);
+        Ok(Route::Snapshot { camera, params })
+    };
+    let command = |camera: usize| match malformed.first() {
+        // A change of settings is strict: a value that cannot be read is refused.
+        Some(note) => Err(RouteError::BadParameter(note.clone())),
+        None => Ok(Route::Command {
+            camera,
+            changes: query
+                .iter()
+                .filter(|(k, _)| k != "action" && k != "name")
+                .cloned()
+                .collect(),
+        }),
+    };
     match (path, action) {
         ("/", Some("stream")) => return stream(0),
-        ("/", Some("snapshot")) => return Ok(Route::Snapshot { camera: 0 }),
-        ("/", Some("command")) => {
-            let changes = query
-                .into_iter()
-                .filter(|(k, _)| k != "action" && k != "name")
-                .collect();
-            return Ok(Route::Command { camera: 0, changes });
-        }
+        ("/", Some("snapshot")) => return snapshot(0),
+        ("/", Some("command")) => return command(0),
         ("/", Some(other)) => {
             return Err(RouteError::BadParameter(format!(
                 "action \"{other}\" is not known: use action=stream, action=snapshot or action=command"
@@ -101,7 +130,7 @@ pub fn resolve(
         }
         ("/" | "/index.html", None) => return Ok(Route::Index),
         ("/stream.mjpg", _) => return stream(0),
-        ("/snapshot.jpg", _) => return Ok(Route::Snapshot { camera: 0 }),
+        ("/snapshot.jpg", _) => return snapshot(0),
         ("/stats.json", _) => return Ok(Route::Stats),
         ("/fps", _) => return Ok(Route::Fps),
         ("/quality", _) => return Ok(Route::Quality),
@@ -114,14 +143,8 @@ pub fn resolve(
     if let (Some(camera), Some(action)) = (name_path.strip_suffix('/').and_then(find), action) {
         return match action {
             "stream" => stream(camera),
-            "snapshot" => Ok(Route::Snapshot { camera }),
-            "command" => Ok(Route::Command {
-                camera,
-                changes: query
-                    .into_iter()
-                    .filter(|(k, _)| k != "action" && k != "name")
-                    .collect(),
-            }),
+            "snapshot" => snapshot(camera),
+            "command" => command(camera),
             other => Err(RouteError::BadParameter(format!(
                 "action \"{other}\" is not known: use action=stream, action=snapshot or action=command"
             ))),
@@ -131,7 +154,7 @@ pub fn resolve(
         return stream(camera);
     }
     if let Some(camera) = by_suffix(".jpg").or_else(|| by_suffix(".jpeg")) {
-        return Ok(Route::Snapshot { camera });
+        return snapshot(camera);
     }
     if let Some(camera) = by_suffix(".html") {
         return Ok(Route::CameraPage { camera });
@@ -174,62 +197,145 @@ pub fn valid_urls(cameras: &[&str]) -> Vec<String> {
     urls
 }
 
-fn stream_params(query: &[(String, String)]) -> Result<StreamParams, RouteError> {
-    let mut params = StreamParams::default();
+/// Reads a stream's (or snapshot's) parameters the way cscore does: empty values,
+/// unknown names and values that are not numbers are ignored, numbers out of range are
+/// clamped. `malformed` are the notes of pairs that could not even be decoded.
+fn stream_params(query: &[(String, String)], malformed: &[String]) -> StreamParams {
+    let mut params = StreamParams {
+        notes: malformed.to_vec(),
+        ..StreamParams::default()
+    };
     for (key, value) in query {
-        match key.as_str() {
+        let note = match key.as_str() {
             // `name` is sent by cscore clients and ignored, as cscore does.
-            "action" | "name" => {}
-            "fps" => params.fps = Some(parse_fps(value)?),
-            "compression" => params.compression = Some(parse_compression(value)?),
-            "resolution" => params.resolution = Some(parse_resolution(value)?),
-            other => {
-                return Err(RouteError::BadParameter(format!(
-                    "unknown parameter \"{other}\": streams take resolution=WxH, fps=N and compression=0..100 (or -1)"
-                )));
-            }
+            "action" | "name" => Ok(None),
+            _ if value.trim().is_empty() => Ok(None),
+            "fps" => read_fps(value).map(|(fps, note)| {
+                params.fps = fps;
+                note
+            }),
+            "compression" => read_compression(value).map(|(quality, note)| {
+                params.compression = Some(quality);
+                note
+            }),
+            "resolution" => read_resolution(value).map(|(size, note)| {
+                params.resolution = size;
+                note
+            }),
+            other => Err(format!(
+                "unknown parameter \"{other}\" ignored (streams take resolution=WxH, fps=N, compression=0..100)"
+            )),
+        };
+        match note {
+            Ok(Some(note)) | Err(note) => params.notes.push(note),
+            Ok(None) => {}
         }
     }
-    // fps=0 is cscore's "no limit".
-    params.fps = params.fps.filter(|&fps| fps > 0);
-    Ok(params)
+    params
 }
 
-fn bad(key: &str, value: &str, why: &str) -> RouteError {
-    RouteError::BadParameter(format!("{key}=\"{value}\": {why}"))
+/// An adjustment worth a log line, or `Err` when the value was ignored.
+type Reading<T> = Result<(T, Option<String>), String>;
+
+fn ignored(key: &str, value: &str, why: &str) -> String {
+    format!("{key}=\"{}\" ignored: {why}", shorten(value))
 }
 
-fn parse_fps(value: &str) -> Result<u32, RouteError> {
-    match value.parse::<u32>() {
-        Ok(fps) if fps <= 120 => Ok(fps),
-        _ => Err(bad(
-            "fps",
-            value,
-            "must be a whole number from 0 (no limit) to 120",
-        )),
+/// A value as it goes into a log line: at most 40 characters.
+fn shorten(value: &str) -> String {
+    match value.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_owned(),
     }
 }
 
-fn parse_compression(value: &str) -> Result<i32, RouteError> {
-    match value.parse::<i32>() {
-        Ok(q) if (-1..=100).contains(&q) => Ok(q),
-        _ => Err(bad(
-            "compression",
-            value,
-            "must be a JPEG quality from 0 to 100, or -1 for the camera's own JPEG",
-        )),
-    }
+/// A number as dashboards write them: `15`, `15.0`, ` 15 `, `7.5`.
+fn read_number(value: &str) -> Option<f64> {
+    value.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
-fn parse_resolution(value: &str) -> Result<(u32, u32), RouteError> {
-    let why = "must be WIDTHxHEIGHT, each from 16 to 4096, e.g. 320x240";
+/// `fps=`: 0 or less is no limit (cscore's 0), fractions round to the nearest whole rate
+/// (at least 1), more than frcstream can serve is clamped.
+fn read_fps(value: &str) -> Reading<Option<u32>> {
+    let fps = read_number(value).ok_or_else(|| ignored("fps", value, "not a number"))?;
+    if fps <= 0.0 {
+        let note = (fps < 0.0).then(|| format!("fps={value}: no limit, as fps=0"));
+        return Ok((None, note));
+    }
+    let max = *FPS_RANGE.end();
+    let rounded = fps.round().clamp(1.0, f64::from(max)) as u32;
+    let note = (f64::from(rounded) != fps).then(|| format!("fps={value} read as {rounded}"));
+    Ok((Some(rounded), note))
+}
+
+/// `compression=`: a JPEG quality 0–100, clamped; -1 (or any negative) is the camera's own
+/// JPEG.
+fn read_compression(value: &str) -> Reading<i32> {
+    let quality =
+        read_number(value).ok_or_else(|| ignored("compression", value, "not a number"))?;
+    let read = if quality < 0.0 {
+        -1
+    } else {
+        quality.round().min(100.0) as i32
+    };
+    let note = (f64::from(read) != quality).then(|| format!("compression={value} read as {read}"));
+    Ok((read, note))
+}
+
+/// `resolution=WxH`: each side clamped to [`STREAM_SIDE_RANGE`]; 0 is the camera's own.
+fn read_resolution(value: &str) -> Reading<Option<(u32, u32)>> {
+    let why = "expected WIDTHxHEIGHT, e.g. 320x240";
     let (w, h) = value
-        .split_once(['x', 'X'])
-        .ok_or_else(|| bad("resolution", value, why))?;
-    match (w.parse::<u32>(), h.parse::<u32>()) {
-        (Ok(w), Ok(h)) if (16..=4096).contains(&w) && (16..=4096).contains(&h) => Ok((w, h)),
-        _ => Err(bad("resolution", value, why)),
+        .split_once(['x', 'X', '*'])
+        .ok_or_else(|| ignored("resolution", value, why))?;
+    let side = |text: &str| {
+        read_number(text)
+            .filter(|v| *v >= 0.0)
+            .map(|v| v.round().min(f64::from(u32::MAX)) as u32)
+    };
+    let (Some(w), Some(h)) = (side(w), side(h)) else {
+        return Err(ignored("resolution", value, why));
+    };
+    if (w, h) == (0, 0) {
+        return Ok((None, None));
     }
+    let clamp = |v: u32| {
+        if v == 0 {
+            0
+        } else {
+            v.clamp(*STREAM_SIDE_RANGE.start(), *STREAM_SIDE_RANGE.end())
+        }
+    };
+    let size = (clamp(w), clamp(h));
+    let note = (size != (w, h)).then(|| {
+        format!(
+            "resolution={value} clamped to {}x{} (each side {}–{})",
+            size.0,
+            size.1,
+            STREAM_SIDE_RANGE.start(),
+            STREAM_SIDE_RANGE.end()
+        )
+    });
+    Ok((Some(size), note))
+}
+
+/// Splits `a=1&b=x%20y` into decoded pairs, leaving out pairs that cannot be decoded and
+/// saying why for each.
+fn parse_query_lenient(query: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let mut pairs = Vec::new();
+    let mut malformed = Vec::new();
+    for part in query.split('&').filter(|part| !part.is_empty()) {
+        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+        match (percent_decode(key), percent_decode(value)) {
+            (Ok(key), Ok(value)) if !key.is_empty() => pairs.push((key, value)),
+            (Ok(_), Ok(_)) => {}
+            (Err(RouteError::BadParameter(why)), _) | (_, Err(RouteError::BadParameter(why))) => {
+                malformed.push(format!("{} ignored: {why}", shorten(part)))
+            }
+            (Err(_), _) | (_, Err(_)) => malformed.push(format!("{} ignored", shorten(part))),
+        }
+    }
+    (pairs, malformed)
 }
 
 /// Splits `a=1&b=x%20y` into decoded pairs.
@@ -293,6 +399,20 @@ mod tests {
         }
     }
 
+    fn snapshot(camera: usize) -> Route {
+        Route::Snapshot {
+            camera,
+            params: StreamParams::default(),
+        }
+    }
+
+    fn params_of(url: &str) -> StreamParams {
+        match get(url) {
+            Ok(Route::Stream { params, .. } | Route::Snapshot { params, .. }) => params,
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+
     #[test]
     fn every_stream_url_form_resolves() {
         assert_eq!(get("/front.mjpg"), Ok(stream(0)));
@@ -302,10 +422,7 @@ mod tests {
         assert_eq!(get("/?action=stream"), Ok(stream(0)));
         assert_eq!(get("/back/?action=stream"), Ok(stream(1)));
         assert_eq!(get("/front/?action=stream"), Ok(stream(0)));
-        assert_eq!(
-            get("/back/?action=snapshot"),
-            Ok(Route::Snapshot { camera: 1 })
-        );
+        assert_eq!(get("/back/?action=snapshot"), Ok(snapshot(1)));
         assert!(matches!(
             get("/back/?action=dance"),
             Err(RouteError::BadParameter(_))
@@ -321,9 +438,14 @@ mod tests {
             ("/?action=snapshot", 0),
             ("/snapshot.jpg", 0),
         ] {
-            assert_eq!(get(url), Ok(Route::Snapshot { camera }), "{url}");
+            assert_eq!(get(url), Ok(snapshot(camera)), "{url}");
         }
         assert_eq!(get("/"), Ok(Route::Index));
+        assert_eq!(
+            get("/?action="),
+            Ok(Route::Index),
+            "an empty action is none"
+        );
         assert_eq!(get("/back.html"), Ok(Route::CameraPage { camera: 1 }));
         assert_eq!(get("/stats.json"), Ok(Route::Stats));
         assert_eq!(get("/fps"), Ok(Route::Fps));
@@ -338,6 +460,7 @@ mod tests {
             fps: Some(10),
             resolution: Some((320, 240)),
             compression: Some(30),
+            notes: vec![],
         };
         assert_eq!(route, Route::Stream { camera: 0, params });
         let route = get("/?action=stream&compression=-1&fps=0").expect("ok");
@@ -345,29 +468,116 @@ mod tests {
             fps: None,
             resolution: None,
             compression: Some(-1),
+            notes: vec![],
         };
         assert_eq!(route, Route::Stream { camera: 0, params });
+        let params = params_of("/back.jpg?resolution=160x120&compression=20");
+        assert_eq!(
+            (params.resolution, params.compression),
+            (Some((160, 120)), Some(20))
+        );
     }
 
     #[test]
-    fn bad_parameters_say_which_and_why() {
-        for (url, needle) in [
-            ("/front.mjpg?fps=fast", "fps=\"fast\""),
-            ("/front.mjpg?fps=-3", "fps=\"-3\""),
-            ("/front.mjpg?compression=101", "compression"),
-            ("/front.mjpg?resolution=320", "resolution"),
-            ("/front.mjpg?resolution=0x0", "resolution"),
-            ("/front.mjpg?colour=red", "unknown parameter \"colour\""),
-            ("/front.mjpg?fps=%zz", "malformed"),
-            ("/?action=dance", "action"),
+    fn empty_values_are_skipped_silently_as_cscore_does() {
+        for url in [
+            "/front.mjpg?fps=&resolution=&compression=",
+            "/front.mjpg?fps=&&name=&resolution=%20",
+            "/?action=stream&fps=",
         ] {
-            match get(url) {
-                Err(RouteError::BadParameter(message)) => {
-                    assert!(message.contains(needle), "{url}: {message}")
-                }
-                other => panic!("{url}: {other:?}"),
-            }
+            let params = params_of(url);
+            assert_eq!(params, StreamParams::default(), "{url}");
         }
+    }
+
+    #[test]
+    fn values_that_are_not_numbers_are_ignored_with_the_reason() {
+        for (url, needle) in [
+            ("/front.mjpg?fps=fast", "fps=\"fast\" ignored: not a number"),
+            (
+                "/front.mjpg?compression=high",
+                "compression=\"high\" ignored",
+            ),
+            ("/front.mjpg?resolution=320", "resolution=\"320\" ignored"),
+            ("/front.mjpg?resolution=axb", "resolution=\"axb\" ignored"),
+            (
+                "/front.mjpg?resolution=-1x240",
+                "resolution=\"-1x240\" ignored",
+            ),
+            (
+                "/front.mjpg?colour=red",
+                "unknown parameter \"colour\" ignored",
+            ),
+            ("/front.mjpg?fps=%zz", "malformed"),
+            ("/front.jpg?fps=%zz", "malformed"),
+        ] {
+            let params = params_of(url);
+            assert_eq!(
+                (params.fps, params.resolution, params.compression),
+                (None, None, None),
+                "{url}"
+            );
+            assert_eq!(params.notes.len(), 1, "{url}: {:?}", params.notes);
+            assert!(
+                params.notes[0].contains(needle),
+                "{url}: {:?}",
+                params.notes
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_clamped_to_what_can_be_served() {
+        // (query, fps, resolution, compression) as read.
+        type Case = (&'static str, Option<u32>, Option<(u32, u32)>, Option<i32>);
+        let cases: &[Case] = &[
+            ("fps=1000", Some(120), None, None),
+            ("fps=-3", None, None, None),
+            ("fps=7.5", Some(8), None, None),
+            ("fps=0.2", Some(1), None, None),
+            ("fps=15.0", Some(15), None, None),
+            ("compression=101", None, None, Some(100)),
+            ("compression=-7", None, None, Some(-1)),
+            ("compression=30.4", None, None, Some(30)),
+            ("resolution=8x8", None, Some((16, 16)), None),
+            ("resolution=99999x240", None, Some((4096, 240)), None),
+            ("resolution=321x241", None, Some((321, 241)), None),
+            ("resolution=0x0", None, None, None),
+            ("resolution=320x0", None, Some((320, 0)), None),
+            ("resolution=640X480", None, Some((640, 480)), None),
+        ];
+        for &(query, fps, resolution, compression) in cases {
+            let url = format!("/front.mjpg?{query}");
+            let params = params_of(&url);
+            assert_eq!(
+                (params.fps, params.resolution, params.compression),
+                (fps, resolution, compression),
+                "{url}"
+            );
+        }
+        let clamped = params_of("/front.mjpg?fps=1000&resolution=8x8");
+        assert_eq!(clamped.notes.len(), 2, "{:?}", clamped.notes);
+        assert!(clamped.notes[0].contains("fps=1000 read as 120"));
+        assert!(clamped.notes[1].contains("clamped to 16x16"));
+    }
+
+    #[test]
+    fn a_huge_value_is_cut_short_in_the_note() {
+        let long = "9".repeat(5000);
+        let params = params_of(&format!("/front.mjpg?resolution={long}"));
+        assert!(params.notes[0].len() < 120, "{}", params.notes[0]);
+    }
+
+    #[test]
+    fn settings_changes_in_the_url_stay_strict() {
+        assert!(matches!(
+            get("/?action=command&brightness=%zz"),
+            Err(RouteError::BadParameter(why)) if why.contains("malformed")
+        ));
+        assert!(matches!(
+            get("/?action=dance"),
+            Err(RouteError::BadParameter(why)) if why.contains("action")
+        ));
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! client's thread finishes the part, waiting for the socket up to the write deadline,
 //! then catches up with the newest frame and hands back to the sender. Meanwhile the
 //! sender skips that client: a slow client only skips frames and never holds up anyone.
+//!
+//! No stream goes quiet: cscore's `HttpCamera` (Shuffleboard's reader) drops a stream that
+//! brings no frame for a second, so a client that has had no part for [`KEEP_ALIVE_US`]
+//! (its `fps=1`, a camera at 1 fps or a long exposure) gets its last frame again. The
+//! sender looks every [`TICK`] even when no frame comes.
 
 use std::io;
 use std::net::TcpStream;
@@ -18,12 +23,16 @@ use std::time::Duration;
 
 use super::lock;
 use super::mjpeg::Part;
-use crate::frame::Frame;
+use crate::frame::{Frame, monotonic_us};
 use crate::frame_slot::FrameSlot;
 use crate::pacing::Pacer;
 
-/// How long the sender sleeps before it looks again whether it still has clients.
-const WAKE_INTERVAL: Duration = Duration::from_millis(500);
+/// How long the sender sleeps without a new frame before it looks again for clients that
+/// are due a part again, or whether it still has clients.
+const TICK: Duration = Duration::from_millis(100);
+/// A client that has had no part for this long gets its last frame again: with [`TICK`],
+/// no gap between parts is much over half a second.
+pub const KEEP_ALIVE_US: u64 = 400_000;
 const SENDER_STACK_BYTES: usize = 256 * 1024;
 
 /// Work the sender hands to a client's own thread.
@@ -44,9 +53,43 @@ pub struct ClientState {
     /// The client's `fps=`.
     pub fps: Option<u32>,
     pub job: Option<Job>,
+    /// The frame of the last part this client was sent, to send again when it would
+    /// otherwise go quiet.
+    pub last_sent: Option<Arc<Frame>>,
+    /// When the last part started going out (`monotonic_us`); the connect time at first.
+    pub last_part_us: u64,
 }
 
 impl ClientState {
+    /// A new client, whose own thread sends first: frames after `last_seq` are new to it.
+    pub fn new(last_seq: u64, fps: Option<u32>) -> ClientState {
+        ClientState {
+            busy: true,
+            last_seq,
+            pacer: Pacer::default(),
+            fps,
+            job: None,
+            last_sent: None,
+            last_part_us: monotonic_us(),
+        }
+    }
+
+    /// The frame to send now, if any: `newest` when it is new and due at the client's
+    /// rate, else the last frame again when the client has had nothing for
+    /// [`KEEP_ALIVE_US`]. Records it as the last part.
+    pub fn next_part(&mut self, newest: &Arc<Frame>, now_us: u64) -> Option<Arc<Frame>> {
+        let frame = if self.wants(newest) {
+            Arc::clone(newest)
+        } else if now_us.saturating_sub(self.last_part_us) >= KEEP_ALIVE_US && newest.seq > 0 {
+            self.last_sent.clone().unwrap_or_else(|| Arc::clone(newest))
+        } else {
+            return None;
+        };
+        self.last_sent = Some(Arc::clone(&frame));
+        self.last_part_us = now_us;
+        Some(frame)
+    }
+
     /// Whether `frame` is one to send: newer than the last, and due at the client's rate.
     /// Marks it as seen either way.
     pub fn wants(&mut self, frame: &Frame) -> bool {
@@ -76,13 +119,18 @@ impl Client {
         lock(&self.state)
     }
 
-    /// Sends `frame` if the client is idle and wants it, without blocking; what cannot be
-    /// sent at once goes to the client's own thread.
-    fn offer(&self, frame: &Arc<Frame>) {
+    /// Sends `newest` if the client is idle and wants it (or its last frame again if it
+    /// has been quiet too long), without blocking; what cannot be sent at once goes to the
+    /// client's own thread.
+    fn offer(&self, newest: &Arc<Frame>, now_us: u64) {
         let mut state = self.lock();
-        if state.busy || !state.wants(frame) {
+        if state.busy {
             return;
         }
+        let Some(frame) = state.next_part(newest, now_us) else {
+            return;
+        };
+        let frame = &frame;
         let part = Part::new(frame);
         match part.send_some(&self.socket, 0) {
             Ok(sent) if sent == part.len() => {
@@ -162,7 +210,7 @@ fn run(sender: &Arc<Sender>) {
     let mut last_seq = sender.slot.latest().seq;
     let mut clients = Vec::new();
     loop {
-        let frame = sender.slot.wait_newer(last_seq, WAKE_INTERVAL);
+        let frame = sender.slot.wait_newer(last_seq, TICK);
         if lock(&sender.clients).is_empty() || sender.slot.is_closed() {
             // Decided under the list of senders, so that no client subscribes to a
             // sender that is ending.
@@ -174,10 +222,12 @@ fn run(sender: &Arc<Sender>) {
         }
         clients.clear();
         clients.extend(lock(&sender.clients).iter().cloned());
-        let Some(frame) = frame else { continue };
-        last_seq = frame.seq;
+        // No new frame within a tick: the newest one, for clients due a part again.
+        let frame = frame.unwrap_or_else(|| sender.slot.latest());
+        last_seq = last_seq.max(frame.seq);
+        let now_us = monotonic_us();
         for client in &clients {
-            client.offer(&frame);
+            client.offer(&frame, now_us);
         }
     }
 }

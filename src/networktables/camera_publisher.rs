@@ -103,30 +103,59 @@ pub fn cscore_source(spec: &SourceSpec) -> String {
 }
 
 /// The URLs a dashboard can stream from, as `streams` lists them:
-/// `mjpg:http://<host>:<port><path>?action=stream`. When the server is bound to one
-/// address, only that one; else each IPv4 address of the machine first (static addresses
-/// work on the field, mDNS often does not) and `<hostname>.local` last.
-pub fn stream_urls(
-    server: SocketAddr,
-    path: &str,
-    interfaces: &[Ipv4Addr],
-    hostname: Option<&str>,
-) -> Vec<String> {
+/// `mjpg:http://<host>:<port><path>?action=stream`, one per host of `hosts` (see
+/// [`Advertised::hosts`]). When the server is bound to one address and the hosts were not
+/// set in the config, only that address.
+pub fn stream_urls(server: SocketAddr, path: &str, hosts: &Advertised) -> Vec<String> {
     let port = server.port();
     let url = |host: &str| format!("mjpg:http://{host}:{port}{path}?action=stream");
-    match server.ip() {
-        IpAddr::V4(ip) if !ip.is_unspecified() => vec![url(&ip.to_string())],
-        IpAddr::V6(ip) if !ip.is_unspecified() => vec![url(&format!("[{ip}]"))],
-        _ => {
-            let mut urls: Vec<String> = interfaces.iter().map(|a| url(&a.to_string())).collect();
-            // The mDNS name is the short host name.
-            if let Some(short) = hostname.and_then(|h| h.split('.').next()) {
-                if !short.is_empty() {
-                    urls.push(url(&format!("{short}.local")));
-                }
-            }
-            urls
+    match (server.ip(), hosts) {
+        (_, Advertised::Configured(hosts)) => hosts.iter().map(|h| url(h)).collect(),
+        (IpAddr::V4(ip), _) if !ip.is_unspecified() => vec![url(&ip.to_string())],
+        (IpAddr::V6(ip), _) if !ip.is_unspecified() => vec![url(&format!("[{ip}]"))],
+        (_, Advertised::Found(hosts)) => hosts.iter().map(|h| url(h)).collect(),
+    }
+}
+
+/// The hosts `streams` lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Advertised {
+    /// `[networktables] advertise`, as written.
+    Configured(Vec<String>),
+    /// This machine's reachable addresses ([`crate::net::advertised_addresses`]), then
+    /// `<hostname>.local`.
+    Found(Vec<String>),
+}
+
+impl Advertised {
+    /// The configured hosts, or the ones found on this machine now.
+    pub fn hosts(configured: Option<&[String]>, robot_network: Option<[u8; 3]>) -> Advertised {
+        match configured {
+            Some(hosts) => Advertised::Configured(hosts.to_vec()),
+            None => Advertised::found(
+                &crate::net::interface_addresses(),
+                robot_network,
+                crate::net::hostname().as_deref(),
+            ),
         }
+    }
+
+    fn found(
+        addresses: &[crate::net::InterfaceAddress],
+        robot_network: Option<[u8; 3]>,
+        hostname: Option<&str>,
+    ) -> Advertised {
+        let mut hosts: Vec<String> = crate::net::advertised_addresses(addresses, robot_network)
+            .iter()
+            .map(Ipv4Addr::to_string)
+            .collect();
+        // The mDNS name is the short host name; last, as mDNS often fails on the field.
+        if let Some(short) = hostname.and_then(|h| h.split('.').next()) {
+            if !short.is_empty() {
+                hosts.push(format!("{short}.local"));
+            }
+        }
+        Advertised::Found(hosts)
     }
 }
 
@@ -156,7 +185,12 @@ impl CameraPublisher {
             config.client_name
         );
         let (stop, stop_rx) = crossbeam_channel::bounded(0);
-        let worker = Worker::new(Arc::clone(&client), cameras);
+        let worker = Worker::new(
+            Arc::clone(&client),
+            cameras,
+            config.advertise.clone(),
+            config.server.robot_network(),
+        );
         let thread = std::thread::Builder::new()
             .name("nt-publisher".into())
             .spawn(move || worker.run(&stop_rx))
@@ -343,17 +377,28 @@ impl CameraTopics {
 struct Worker {
     nt: Arc<NtClient>,
     cameras: Vec<CameraTopics>,
-    interfaces: Vec<Ipv4Addr>,
-    hostname: Option<String>,
+    /// `[networktables] advertise`, if set.
+    configured_hosts: Option<Vec<String>>,
+    robot_network: Option<[u8; 3]>,
+    /// What `streams` lists, refreshed as interfaces come and go.
+    hosts: Advertised,
 }
 
 impl Worker {
-    fn new(nt: Arc<NtClient>, cameras: Vec<NtCamera>) -> Worker {
+    fn new(
+        nt: Arc<NtClient>,
+        cameras: Vec<NtCamera>,
+        configured_hosts: Option<Vec<String>>,
+        robot_network: Option<[u8; 3]>,
+    ) -> Worker {
+        let hosts = Advertised::hosts(configured_hosts.as_deref(), robot_network);
+        info!("NetworkTables: streams advertised at {hosts:?}");
         Worker {
             nt,
             cameras: cameras.into_iter().map(CameraTopics::new).collect(),
-            interfaces: crate::net::ipv4_addresses(),
-            hostname: crate::net::hostname(),
+            configured_hosts,
+            robot_network,
+            hosts,
         }
     }
 
@@ -377,8 +422,8 @@ impl Worker {
                 next_properties = now + PROPERTY_INTERVAL;
             }
             if now >= next_addresses {
-                self.interfaces = crate::net::ipv4_addresses();
-                self.hostname = crate::net::hostname();
+                self.hosts =
+                    Advertised::hosts(self.configured_hosts.as_deref(), self.robot_network);
                 next_addresses = now + ADDRESS_INTERVAL;
             }
             let wait = next_state
@@ -464,12 +509,7 @@ impl Worker {
                 set(nt, &format!("{root}modes"), vec![mode.clone()]);
                 cam.mode = Some(mode);
             }
-            let streams = stream_urls(
-                cam.server,
-                &cam.path,
-                &self.interfaces,
-                self.hostname.as_deref(),
-            );
+            let streams = stream_urls(cam.server, &cam.path, &self.hosts);
             if cam.streams.as_ref() != Some(&streams) {
                 set(nt, &format!("{root}streams"), streams.clone());
                 cam.streams = Some(streams);
@@ -915,12 +955,32 @@ mod tests {
     use super::*;
     use crate::config::CameraConfig;
 
+    fn found(addresses: &[(&str, [u8; 4])], hostname: Option<&str>) -> Advertised {
+        let addresses: Vec<crate::net::InterfaceAddress> = addresses
+            .iter()
+            .map(|&(interface, address)| crate::net::InterfaceAddress {
+                interface: interface.to_owned(),
+                address: address.into(),
+                has_device: true,
+            })
+            .collect();
+        Advertised::found(&addresses, Some([10, 12, 34]), hostname)
+    }
+
     #[test]
-    fn streams_list_interface_addresses_first_and_mdns_last() {
+    fn streams_list_reachable_addresses_robot_network_first_and_mdns_last() {
         let any: SocketAddr = "0.0.0.0:1181".parse().expect("addr");
-        let interfaces = [Ipv4Addr::new(10, 12, 34, 11), Ipv4Addr::new(172, 22, 11, 2)];
+        let hosts = found(
+            &[
+                ("wlan0", [172, 22, 11, 2]),
+                ("docker0", [172, 17, 0, 1]),
+                ("eth0", [10, 12, 34, 11]),
+                ("eth1", [169, 254, 3, 4]),
+            ],
+            Some("frcpi"),
+        );
         assert_eq!(
-            stream_urls(any, "/front/", &interfaces, Some("frcpi")),
+            stream_urls(any, "/front/", &hosts),
             vec![
                 "mjpg:http://10.12.34.11:1181/front/?action=stream",
                 "mjpg:http://172.22.11.2:1181/front/?action=stream",
@@ -928,14 +988,18 @@ mod tests {
             ]
         );
         assert_eq!(
-            stream_urls(any, "/front/", &[], Some("frcpi.lan")),
+            stream_urls(any, "/front/", &found(&[], Some("frcpi.lan"))),
             vec!["mjpg:http://frcpi.local:1181/front/?action=stream"]
         );
-        assert!(stream_urls(any, "/front/", &[], None).is_empty());
+        assert!(stream_urls(any, "/front/", &found(&[], None)).is_empty());
         // A camera with a port of its own: cscore's URL exactly.
         let own: SocketAddr = "0.0.0.0:1182".parse().expect("addr");
         assert_eq!(
-            stream_urls(own, "/", &interfaces[..1], Some("frcpi")),
+            stream_urls(
+                own,
+                "/",
+                &found(&[("eth0", [10, 12, 34, 11])], Some("frcpi"))
+            ),
             vec![
                 "mjpg:http://10.12.34.11:1182/?action=stream",
                 "mjpg:http://frcpi.local:1182/?action=stream",
@@ -944,16 +1008,37 @@ mod tests {
     }
 
     #[test]
-    fn streams_of_a_bound_server_name_only_its_address() {
-        let interfaces = [Ipv4Addr::new(10, 12, 34, 11)];
+    fn configured_hosts_are_advertised_as_written() {
+        let any: SocketAddr = "0.0.0.0:1181".parse().expect("addr");
+        let hosts = Advertised::hosts(
+            Some(&["frcvision.local".to_owned(), "10.12.34.11".to_owned()]),
+            None,
+        );
+        assert_eq!(
+            stream_urls(any, "/cam/", &hosts),
+            vec![
+                "mjpg:http://frcvision.local:1181/cam/?action=stream",
+                "mjpg:http://10.12.34.11:1181/cam/?action=stream",
+            ]
+        );
         let bound: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
         assert_eq!(
-            stream_urls(bound, "/cam/", &interfaces, Some("frcpi")),
+            stream_urls(bound, "/cam/", &hosts)[0],
+            "mjpg:http://frcvision.local:40000/cam/?action=stream"
+        );
+    }
+
+    #[test]
+    fn streams_of_a_bound_server_name_only_its_address() {
+        let hosts = found(&[("eth0", [10, 12, 34, 11])], Some("frcpi"));
+        let bound: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        assert_eq!(
+            stream_urls(bound, "/cam/", &hosts),
             vec!["mjpg:http://127.0.0.1:40000/cam/?action=stream"]
         );
         let bound: SocketAddr = "[::1]:1181".parse().expect("addr");
         assert_eq!(
-            stream_urls(bound, "/cam/", &interfaces, Some("frcpi")),
+            stream_urls(bound, "/cam/", &hosts),
             vec!["mjpg:http://[::1]:1181/cam/?action=stream"]
         );
     }

@@ -97,6 +97,12 @@ impl NtServer {
     /// Starts the server on `port` (NT4) and `port3` (NT3), persisting into `dir`; returns
     /// once it listens and its dashboard is connected.
     pub fn start(python: &Path, dir: &Path, port: u16, port3: u16) -> NtServer {
+        NtServer::start_on(python, dir, "127.0.0.1", port, port3)
+    }
+
+    /// [`NtServer::start`] listening on `address` (an address of this machine, e.g. one end
+    /// of a veth pair into a test's network namespace).
+    pub fn start_on(python: &Path, dir: &Path, address: &str, port: u16, port3: u16) -> NtServer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/nt_server.py");
         let stderr_path = dir.join(format!("ntcore-{port}-{}.log", unique()));
         let stderr = std::fs::File::create(&stderr_path).expect("create server log");
@@ -105,6 +111,7 @@ impl NtServer {
             .arg(port.to_string())
             .arg(port3.to_string())
             .arg(dir.join("networktables.json"))
+            .arg(address)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)

@@ -1,4 +1,4 @@
-"""WPILib's ntcore NT4 server on 127.0.0.1, plus a dashboard client in the same process.
+"""WPILib's ntcore NT4 server on 127.0.0.1 (or a given address), plus a dashboard client in the same process.
 
 Driven by tests/nt4_client.rs over stdin/stdout, one command per line, one JSON line back:
 
@@ -12,8 +12,8 @@ Driven by tests/nt4_client.rs over stdin/stdout, one command per line, one JSON 
   log                   -> {"log": [[level, message], ...]}  everything ntcore logged so far
   exit                  -> {"ok": true}, then the process ends
 
-Usage: nt_server.py PORT4 PORT3 PERSIST_FILE. Prints {"ready": true} once the server listens
-and the dashboard is connected. Errors answer {"error": "..."} and the process goes on.
+Usage: nt_server.py PORT4 PORT3 PERSIST_FILE [ADDRESS]. Listens on ADDRESS (default
+127.0.0.1). Prints {"ready": true} once the server listens and the dashboard is connected. Errors answer {"error": "..."} and the process goes on.
 """
 
 import json
@@ -58,9 +58,12 @@ def wait_for(predicate, what, timeout=10.0):
         time.sleep(0.02)
 
 
+ADDRESS = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
+
+
 def listening(port):
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with socket.create_connection((ADDRESS, port), timeout=0.2):
             return True
     except OSError:
         return False
@@ -88,13 +91,13 @@ def main():
     server.addLogger(0, 100, on_log)
     # Local subscribers to everything, so the instances keep every topic's value.
     server_sub = ntcore.MultiSubscriber(server, [""])
-    server.startServer(persist, "127.0.0.1", port3, port4)
+    server.startServer(persist, ADDRESS, port3, port4)
     wait_for(lambda: listening(port4), "the server to listen")
 
     dash = ntcore.NetworkTableInstance.create()
     dash_sub = ntcore.MultiSubscriber(dash, [""])
     dash.startClient4("dashboard")
-    dash.setServer("127.0.0.1", port4)
+    dash.setServer(ADDRESS, port4)
     wait_for(dash.isConnected, "the dashboard to connect")
 
     publishers = {}
@@ -104,7 +107,7 @@ def main():
         if blind["inst"] is None:
             inst = ntcore.NetworkTableInstance.create()
             inst.startClient4("blind")
-            inst.setServer("127.0.0.1", port4)
+            inst.setServer(ADDRESS, port4)
             wait_for(inst.isConnected, "the blind client to connect")
             blind["inst"] = inst
         pubs = blind["publishers"]
