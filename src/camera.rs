@@ -1,13 +1,16 @@
 //! A camera as the rest of the program sees it: its name, live settings, newest-frame slot,
-//! statistics and current mode. The capture thread writes into it; HTTP (and later
-//! NetworkTables) read from it and change its settings.
+//! statistics and current mode. The capture thread writes into it; HTTP and NetworkTables
+//! read from it and change its settings, which are recorded in the state file
+//! (`saved_settings.rs`) when one is in use.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::config::{CameraConfig, FPS_RANGE, QUALITY_RANGE};
 use crate::controls::{CameraControls, ControlError, ControlValue};
 use crate::frame_slot::FrameSlot;
+use crate::saved_settings::{ConfigValues, Origin, StateFile};
 use crate::source::Mode;
 use crate::stats::CameraStats;
 use crate::variants::Variants;
@@ -26,10 +29,18 @@ pub struct Camera {
     connected: AtomicBool,
     /// Bumped by the capture thread once per loop: the systemd watchdog's proof of life.
     heartbeat: AtomicU64,
+    /// What the config file says, key by key.
+    pub config: ConfigValues,
+    /// Where fps and quality in force come from (controls keep their own).
+    origins: Mutex<(Origin, Origin)>,
+    /// Where changes are saved, when a state file is in use.
+    state_file: OnceLock<Arc<StateFile>>,
 }
 
 impl Camera {
     pub fn new(config: &CameraConfig) -> Camera {
+        let values = ConfigValues::of(config);
+        let origins = (values.origin("fps"), values.origin("quality"));
         Camera {
             name: config.name.clone(),
             settings: Settings::new(config.fps, u32::from(config.quality)),
@@ -56,6 +67,9 @@ impl Camera {
             source: Mutex::new(config.source.to_string()),
             connected: AtomicBool::new(false),
             heartbeat: AtomicU64::new(0),
+            config: values,
+            origins: Mutex::new(origins),
+            state_file: OnceLock::new(),
         }
     }
 
@@ -140,14 +154,113 @@ impl Camera {
         }
         for change in checked {
             match change {
-                Checked::Fps(v) => self.settings.set_fps(v)?,
-                Checked::Quality(v) => self.settings.set_quality(v)?,
+                Checked::Fps(v) => self.set_fps(v)?,
+                Checked::Quality(v) => self.set_quality(v)?,
                 Checked::Control(name, value) => {
-                    self.controls.set(&name, &value)?;
+                    let raw = self.controls.set(&name, &value)?;
+                    self.record(&name, raw);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Sets fps for a client (HTTP, NetworkTables): checked, and recorded as a change
+    /// unless it is the value in force already (NetworkTables echoes values back).
+    pub fn set_fps(&self, value: i64) -> Result<(), SettingError> {
+        let before = i64::from(self.settings.fps());
+        self.settings.set_fps(value)?;
+        if value != before {
+            lock(&self.origins).0 = Origin::Changed;
+            self.record("fps", value);
+        }
+        Ok(())
+    }
+
+    /// Sets quality for a client, as [`Camera::set_fps`].
+    pub fn set_quality(&self, value: i64) -> Result<(), SettingError> {
+        let before = i64::from(self.settings.quality());
+        self.settings.set_quality(value)?;
+        if value != before {
+            lock(&self.origins).1 = Origin::Changed;
+            self.record("quality", value);
+        }
+        Ok(())
+    }
+
+    /// Saves a change in the state file, if there is one.
+    fn record(&self, key: &str, value: i64) {
+        if let Some(file) = self.state_file.get() {
+            file.record(&self.name, key, value, self.config.written(key));
+        }
+    }
+
+    /// From now on changes are saved in `file` (once; later calls are ignored).
+    pub fn save_changes_to(&self, file: Arc<StateFile>) {
+        let _ = self.state_file.set(file);
+    }
+
+    /// The state file changes are saved in, if any.
+    pub fn state_file(&self) -> Option<&Arc<StateFile>> {
+        self.state_file.get()
+    }
+
+    /// Marks fps or quality as coming from the state file (applied at start).
+    pub fn mark_saved(&self, key: &str) {
+        let mut origins = lock(&self.origins);
+        match key {
+            "fps" => origins.0 = Origin::Saved,
+            "quality" => origins.1 = Origin::Saved,
+            _ => {}
+        }
+    }
+
+    /// Where the value in force of `key` (fps, quality, a control) comes from.
+    pub fn origin(&self, key: &str) -> Origin {
+        match key {
+            "fps" => lock(&self.origins).0,
+            "quality" => lock(&self.origins).1,
+            name => self.controls.origin(name),
+        }
+    }
+
+    /// fps, quality and every control not at the camera's own value, with their origins.
+    pub fn origins(&self) -> BTreeMap<String, Origin> {
+        let (fps, quality) = *lock(&self.origins);
+        let mut origins: BTreeMap<String, Origin> = self.controls.origins().into_iter().collect();
+        origins.insert("fps".into(), fps);
+        origins.insert("quality".into(), quality);
+        origins
+    }
+
+    /// Drops the saved values and this run's changes: fps, quality and controls go back to
+    /// the config file's values (a control the file does not set, to the camera's default).
+    pub fn forget_changes(&self) {
+        if let Some(file) = self.state_file.get() {
+            file.forget_camera(&self.name);
+        }
+        {
+            let mut origins = lock(&self.origins);
+            // The config's values passed validation: these cannot fail.
+            let _ = self.settings.set_fps(i64::from(self.config.fps));
+            let _ = self.settings.set_quality(i64::from(self.config.quality));
+            *origins = (self.config.origin("fps"), self.config.origin("quality"));
+        }
+        for (name, origin) in self.controls.origins() {
+            if !matches!(origin, Origin::Saved | Origin::Changed) {
+                continue;
+            }
+            if let Err(e) = self
+                .controls
+                .restore(&name, self.config.written(&name).as_ref())
+            {
+                log::warn!("camera \"{}\": {name} not set back: {e}", self.name);
+            }
+        }
+        log::info!(
+            "camera \"{}\": saved settings forgotten; back to the config's values",
+            self.name
+        );
     }
 }
 

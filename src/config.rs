@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::controls::ControlValue;
+pub use crate::saved_settings::StateFileSetting;
 
 /// Where `frcstream` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/frcstream/frcstream.toml";
@@ -48,6 +49,9 @@ pub struct ServerConfig {
     /// Refuse changes of settings over HTTP (for events where the pit Wi-Fi is not
     /// trusted). NetworkTables and the config file still apply.
     pub read_only: bool,
+    /// `state_file`: where settings changed at run time are saved (`saved_settings.rs`).
+    #[serde(deserialize_with = "crate::saved_settings::deserialize_setting")]
+    pub state_file: StateFileSetting,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +61,7 @@ impl Default for ServerConfig {
             port: DEFAULT_PORT,
             max_clients: 20,
             read_only: false,
+            state_file: StateFileSetting::Unset,
         }
     }
 }
@@ -75,6 +80,10 @@ pub struct CameraConfig {
     pub controls: Vec<ControlSetting>,
     /// A port of its own (cscore's convention: 1182, 1183, ...), besides the main port.
     pub port: Option<u16>,
+    /// Whether `fps` and `quality` are written in the file (else they are the defaults):
+    /// a saved value is compared with what the file says (`saved_settings.rs`).
+    pub fps_in_file: bool,
+    pub quality_in_file: bool,
 }
 
 /// One entry of `[camera.controls]`.
@@ -99,6 +108,8 @@ impl CameraConfig {
             format: PixelFormatChoice::Auto,
             controls: Vec::new(),
             port: None,
+            fps_in_file: false,
+            quality_in_file: false,
         }
     }
 }
@@ -302,10 +313,10 @@ struct RawCamera {
     width: u32,
     #[serde(default = "default_height", deserialize_with = "height")]
     height: u32,
-    #[serde(default = "default_fps", deserialize_with = "fps")]
-    fps: u32,
-    #[serde(default = "default_quality", deserialize_with = "quality")]
-    quality: u8,
+    #[serde(default, deserialize_with = "fps")]
+    fps: Option<u32>,
+    #[serde(default, deserialize_with = "quality")]
+    quality: Option<u8>,
     #[serde(default = "default_format")]
     format: Spanned<PixelFormatChoice>,
     #[serde(default = "no_controls")]
@@ -384,11 +395,13 @@ impl RawConfig {
                 source: raw.source,
                 width: raw.width,
                 height: raw.height,
-                fps: raw.fps,
-                quality: raw.quality,
+                fps: raw.fps.unwrap_or_else(default_fps),
+                quality: raw.quality.unwrap_or_else(default_quality),
                 format,
                 controls,
                 port,
+                fps_in_file: raw.fps.is_some(),
+                quality_in_file: raw.quality.is_some(),
             });
         }
         let networktables = self
@@ -744,13 +757,13 @@ fn width<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
 fn height<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     ranged(d, 16..=4096, "height").map(|v| v as u32)
 }
-fn fps<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+fn fps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     let range = u64::from(*FPS_RANGE.start())..=u64::from(*FPS_RANGE.end());
-    ranged(d, range, "fps").map(|v| v as u32)
+    ranged(d, range, "fps").map(|v| Some(v as u32))
 }
-fn quality<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+fn quality<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
     let range = u64::from(*QUALITY_RANGE.start())..=u64::from(*QUALITY_RANGE.end());
-    ranged(d, range, "quality").map(|v| v as u8)
+    ranged(d, range, "quality").map(|v| Some(v as u8))
 }
 fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     ranged(d, 0..=65535, "port").map(|v| v as u16)
@@ -787,6 +800,27 @@ mod tests {
         assert_eq!(camera.name, "front");
         assert_eq!(camera.source, SourceSpec::TestPattern);
         assert_eq!((camera.width, camera.height, camera.fps), (640, 480, 30));
+    }
+
+    #[test]
+    fn state_file_and_which_keys_the_file_writes() {
+        let config = parse("[[camera]]\nname = \"a\"\nquality = 50\n").expect("valid");
+        assert_eq!(config.server.state_file, StateFileSetting::Unset);
+        let camera = &config.cameras[0];
+        assert!(!camera.fps_in_file && camera.quality_in_file);
+        let off = parse("[server]\nstate_file = \"\"\n[[camera]]\nname = \"a\"\n").expect("valid");
+        assert_eq!(off.server.state_file, StateFileSetting::Off);
+        let at = parse("[server]\nstate_file = \"/tmp/s.json\"\n[[camera]]\nname = \"a\"\n")
+            .expect("valid");
+        assert_eq!(
+            at.server.state_file,
+            StateFileSetting::Path("/tmp/s.json".into())
+        );
+        let message = error_text("[server]\nstate_file = \"s.json\"\n[[camera]]\nname = \"a\"\n");
+        assert!(
+            message.contains("line 2") && message.contains("absolute"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -4,14 +4,17 @@
 //! The capture thread attaches the device when it opens it and detaches it when the
 //! camera goes away; HTTP and NetworkTables set controls through [`CameraControls::set`]
 //! from their own threads. A value set while the camera is away is kept and applied when
-//! it returns, as are the values from the config file.
+//! it returns, as are the values from the config file and those saved in an earlier run
+//! (`saved_settings.rs`; applied after the config's, and never fatal).
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use crate::saved_settings::Origin;
 pub use crate::source::v4l2::device::ControlKind;
 use crate::source::v4l2::device::{self, RawControl};
 
@@ -221,6 +224,13 @@ struct State {
     controls: Vec<Control>,
     /// Values set by config, HTTP or NetworkTables, to apply after every (re)connect.
     wanted: Vec<(String, ControlValue)>,
+    /// Values saved in an earlier run, applied after `wanted` at every connect; one the
+    /// camera refuses is logged and left out (the config's value stays).
+    saved: Vec<(String, ControlValue)>,
+    /// Names the config file sets.
+    from_config: BTreeSet<String>,
+    /// Names changed in this run.
+    changed: BTreeSet<String>,
 }
 
 impl CameraControls {
@@ -260,7 +270,77 @@ impl CameraControls {
             None => return Err(ControlError::NotConnected),
         };
         remember(&mut state.wanted, name, value);
+        state.saved.retain(|(n, _)| n != name);
+        state.changed.insert(name.to_owned());
         Ok(raw)
+    }
+
+    /// Where the value in force of control `name` comes from.
+    pub fn origin(&self, name: &str) -> Origin {
+        let state = self.lock();
+        if state.changed.contains(name) {
+            Origin::Changed
+        } else if state.saved.iter().any(|(n, _)| n == name) {
+            Origin::Saved
+        } else if state.from_config.contains(name) {
+            Origin::Config
+        } else {
+            Origin::Default
+        }
+    }
+
+    /// The controls whose value comes from somewhere else than the camera itself.
+    pub fn origins(&self) -> Vec<(String, Origin)> {
+        let names: BTreeSet<String> = {
+            let state = self.lock();
+            let saved = state.saved.iter().map(|(n, _)| n.clone());
+            state
+                .from_config
+                .iter()
+                .chain(&state.changed)
+                .cloned()
+                .chain(saved)
+                .collect()
+        };
+        names
+            .into_iter()
+            .map(|name| {
+                let origin = self.origin(&name);
+                (name, origin)
+            })
+            .collect()
+    }
+
+    /// Values saved in an earlier run, to apply after the config's at every connect.
+    pub fn set_saved(&self, saved: Vec<(String, ControlValue)>) {
+        self.lock().saved = saved;
+    }
+
+    /// Undoes a change or a saved value of `name`: back to the config file's value, or
+    /// without one to the camera's default, and no longer applied at connects.
+    pub fn restore(&self, name: &str, config: Option<&ControlValue>) -> Result<(), ControlError> {
+        let mut state = self.lock();
+        state.saved.retain(|(n, _)| n != name);
+        state.changed.remove(name);
+        match config {
+            Some(value) => remember(&mut state.wanted, name, value),
+            None => state.wanted.retain(|(n, _)| n != name),
+        }
+        let Ok(index) = find(&state.controls, name) else {
+            return Ok(()); // not known yet: nothing is in force
+        };
+        let value = match config {
+            Some(value) => value.clone(),
+            None => ControlValue::Int(state.controls[index].default),
+        };
+        match state.device.clone() {
+            Some(fd) => apply(&fd, &mut state.controls, name, &value).map(|_| ()),
+            None => {
+                let raw = state.controls[index].resolve(&value)?;
+                state.controls[index].value = raw;
+                Ok(())
+            }
+        }
     }
 
     /// Checks a value against the control's range without setting it.
@@ -280,7 +360,9 @@ impl CameraControls {
     /// Values to apply at every connect, e.g. from the config file (not checked until the
     /// camera is there).
     pub fn set_wanted(&self, wanted: Vec<(String, ControlValue)>) {
-        self.lock().wanted = wanted;
+        let mut state = self.lock();
+        state.from_config = wanted.iter().map(|(name, _)| name.clone()).collect();
+        state.wanted = wanted;
     }
 
     /// Checks the wanted values against the controls a camera offers without setting
@@ -316,19 +398,18 @@ impl CameraControls {
                 )
             })
             .collect();
-        let mut ordered = state.wanted.clone();
-        ordered.sort_by_key(|(name, _)| {
-            let kind = state
-                .controls
-                .iter()
-                .find(|c| c.name == *name)
-                .map(|c| c.kind);
-            !matches!(kind, Some(ControlKind::Menu | ControlKind::Boolean))
-        });
+        let wanted = modes_first(&state.controls, state.wanted.clone());
         let mut errors = Vec::new();
-        for (name, value) in &ordered {
+        for (name, value) in &wanted {
             if let Err(e) = apply(&fd, &mut state.controls, name, value) {
                 errors.push(e);
+            }
+        }
+        let saved = modes_first(&state.controls, state.saved.clone());
+        for (name, value) in &saved {
+            if let Err(e) = apply(&fd, &mut state.controls, name, value) {
+                log::warn!("saved setting not applied: {e}; the state file keeps it");
+                state.saved.retain(|(n, _)| n != name);
             }
         }
         state.device = Some(fd);
@@ -339,6 +420,19 @@ impl CameraControls {
     pub fn detach(&self) {
         self.lock().device = None;
     }
+}
+
+/// Mode controls (menus, booleans) before numbers, so that e.g. manual exposure is on
+/// before the exposure time is set.
+fn modes_first(
+    controls: &[Control],
+    mut values: Vec<(String, ControlValue)>,
+) -> Vec<(String, ControlValue)> {
+    values.sort_by_key(|(name, _)| {
+        let kind = controls.iter().find(|c| c.name == *name).map(|c| c.kind);
+        !matches!(kind, Some(ControlKind::Menu | ControlKind::Boolean))
+    });
+    values
 }
 
 /// The index of control `name`, or the error listing the camera's controls.
@@ -534,5 +628,77 @@ mod tests {
             wanted,
             vec![("brightness".to_owned(), ControlValue::Int(90))]
         );
+    }
+    fn brightness() -> RawControl {
+        RawControl {
+            id: 1,
+            label: "Brightness".into(),
+            kind: ControlKind::Integer,
+            minimum: 0,
+            maximum: 255,
+            step: 1,
+            default: 128,
+            flags: 0,
+            menu: Vec::new(),
+        }
+    }
+
+    fn dev_null() -> Arc<OwnedFd> {
+        let fd = std::fs::File::open("/dev/null").expect("/dev/null");
+        Arc::new(OwnedFd::from(fd))
+    }
+
+    #[test]
+    fn saved_values_are_never_fatal_and_say_where_values_come_from() {
+        let controls = CameraControls::default();
+        controls.set_wanted(vec![("brightness".into(), ControlValue::Int(100))]);
+        controls.set_saved(vec![
+            ("brightness".into(), ControlValue::Int(140)),
+            ("zoom".into(), ControlValue::Int(3)),
+        ]);
+        assert_eq!(controls.origin("brightness"), Origin::Saved);
+        assert_eq!(controls.origin("zoom"), Origin::Saved);
+        // The check at open looks at the config's values only: an unknown saved control
+        // (another camera plugged in) is no error.
+        assert!(controls.check(&[brightness()]).is_empty());
+        // /dev/null refuses every ioctl: the config's value is an error to report, the
+        // saved ones are logged and left out.
+        let errors = controls.attach(dev_null(), &[brightness()]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(controls.origin("zoom"), Origin::Default);
+        assert_eq!(controls.origin("brightness"), Origin::Config);
+        assert_eq!(
+            controls.origins(),
+            vec![("brightness".to_owned(), Origin::Config)]
+        );
+    }
+
+    #[test]
+    fn a_change_is_changed_and_restore_goes_back_to_config_or_default() {
+        let controls = CameraControls::default();
+        controls.set_wanted(vec![("brightness".into(), ControlValue::Int(100))]);
+        controls.attach(dev_null(), &[brightness()]);
+        controls.detach();
+        assert_eq!(controls.set("brightness", &ControlValue::Int(90)), Ok(90));
+        assert_eq!(controls.origin("brightness"), Origin::Changed);
+        assert_eq!(
+            controls.restore("brightness", Some(&ControlValue::Int(100))),
+            Ok(())
+        );
+        assert_eq!(controls.origin("brightness"), Origin::Config);
+        assert_eq!(controls.list()[0].value, 100);
+        assert_eq!(
+            controls.lock().wanted,
+            vec![("brightness".to_owned(), ControlValue::Int(100))]
+        );
+        // Without a config value: the camera's default, and nothing applied at connects.
+        controls.set_wanted(Vec::new());
+        controls
+            .set("brightness", &ControlValue::Int(90))
+            .expect("set");
+        assert_eq!(controls.restore("brightness", None), Ok(()));
+        assert_eq!(controls.origin("brightness"), Origin::Default);
+        assert_eq!(controls.list()[0].value, 128);
+        assert!(controls.lock().wanted.is_empty());
     }
 }

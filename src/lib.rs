@@ -23,6 +23,7 @@ pub mod net;
 pub mod networktables;
 pub mod no_signal;
 pub mod pacing;
+pub mod saved_settings;
 pub mod source;
 pub mod stats;
 pub mod streamer;

@@ -1,10 +1,11 @@
 //! The `frcstream` command: reads the configuration, starts the streamer, logs the URLs to
 //! open, and stops cleanly on Ctrl-C or SIGTERM.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use frcstream::config::{self, Config};
+use frcstream::saved_settings::{self, StateFileSetting};
 use frcstream::{Streamer, streamer::StartError};
 
 /// Exit status for a configuration the program cannot use.
@@ -15,13 +16,18 @@ const EXIT_START: u8 = 1;
 const USAGE: &str = "\
 frcstream — camera streamer for FRC robot coprocessors
 
-Usage: frcstream [--config <file>]
+Usage: frcstream [--config <file>] [--state-file <file>]
+       frcstream [--config <file>] [--state-file <file>] --forget-settings
        frcstream --list-cameras
 
 Options:
   -c, --config <file>  configuration file (default: /etc/frcstream/frcstream.toml if it
                        exists, else the first USB camera found, named \"cam\", or a
                        test pattern when there is none)
+  --state-file <file>  where settings changed at run time are saved (\"\": nowhere);
+                       default: [server] state_file, else $STATE_DIRECTORY/settings.json
+                       (systemd), else $XDG_STATE_HOME or ~/.local/state/frcstream/
+  --forget-settings    delete the saved settings and exit (stop the service first)
   --list-cameras       every camera with its stable names, formats, sizes, frame rates
                        and controls, written as config to paste
   -h, --help           this text
@@ -30,7 +36,11 @@ Options:
 Logging: RUST_LOG=debug (or info, warn, error); default info.";
 
 enum Command {
-    Run { config: Option<PathBuf> },
+    Run {
+        config: Option<PathBuf>,
+        state_file: Option<PathBuf>,
+        forget: bool,
+    },
     ListCameras,
     Help,
     Version,
@@ -38,23 +48,39 @@ enum Command {
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut config = None;
+    let mut state_file = None;
+    let mut forget = false;
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
             "--list-cameras" => return Ok(Command::ListCameras),
+            "--forget-settings" => forget = true,
             "-c" | "--config" => match args.next() {
                 Some(path) => config = Some(PathBuf::from(path)),
                 None => return Err(format!("{arg} needs a file name")),
             },
-            other => match other.strip_prefix("--config=") {
-                Some(path) => config = Some(PathBuf::from(path)),
-                None => return Err(format!("unknown argument \"{other}\" (try --help)")),
+            "--state-file" => match args.next() {
+                Some(path) => state_file = Some(PathBuf::from(path)),
+                None => return Err(format!("{arg} needs a file name (\"\" for none)")),
             },
+            other => {
+                if let Some(path) = other.strip_prefix("--config=") {
+                    config = Some(PathBuf::from(path));
+                } else if let Some(path) = other.strip_prefix("--state-file=") {
+                    state_file = Some(PathBuf::from(path));
+                } else {
+                    return Err(format!("unknown argument \"{other}\" (try --help)"));
+                }
+            }
         }
     }
-    Ok(Command::Run { config })
+    Ok(Command::Run {
+        config,
+        state_file,
+        forget,
+    })
 }
 
 fn init_logging() {
@@ -119,7 +145,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let config_path = match command {
+    let (config_path, state_file, forget) = match command {
         Command::Help => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -136,18 +162,68 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
-        Command::Run { config } => config,
+        Command::Run {
+            config,
+            state_file,
+            forget,
+        } => (config, state_file, forget),
     };
     init_logging();
-    let (config, origin) = match load_config(config_path) {
+    let (mut config, origin) = match load_config(config_path) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("frcstream: error: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let state_path = state_file_path(state_file.as_deref(), &config.server.state_file);
+    if forget {
+        return forget_settings(state_path.as_deref());
+    }
     log::info!("{origin}");
+    config.server.state_file = match state_path {
+        Some(path) => StateFileSetting::Path(path),
+        None => StateFileSetting::Off,
+    };
     run(&config)
+}
+
+/// The state file this run uses (see `saved_settings::resolve_path`), absolute.
+fn state_file_path(command_line: Option<&Path>, setting: &StateFileSetting) -> Option<PathBuf> {
+    let path =
+        saved_settings::resolve_path(command_line, setting, |name: &str| std::env::var_os(name))?;
+    if path.is_absolute() {
+        return Some(path);
+    }
+    match std::env::current_dir() {
+        Ok(dir) => Some(dir.join(path)),
+        Err(_) => Some(path),
+    }
+}
+
+/// `--forget-settings`: deletes the state file, says what it did.
+fn forget_settings(path: Option<&Path>) -> ExitCode {
+    let Some(path) = path else {
+        println!("frcstream: no state file in use (state_file = \"\"): nothing to forget");
+        return ExitCode::SUCCESS;
+    };
+    match saved_settings::forget_file(path) {
+        Ok(true) => {
+            println!("frcstream: saved settings deleted ({})", path.display());
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            println!(
+                "frcstream: no saved settings ({} does not exist)",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("frcstream: cannot delete {}: {e}", path.display());
+            ExitCode::from(EXIT_START)
+        }
+    }
 }
 
 fn run(config: &Config) -> ExitCode {
@@ -205,15 +281,34 @@ mod tests {
 
     #[test]
     fn arguments() {
-        assert!(matches!(args(&[]), Ok(Command::Run { config: None })));
+        assert!(matches!(args(&[]), Ok(Command::Run { config: None, .. })));
         assert!(matches!(
             args(&["-c", "x.toml"]),
-            Ok(Command::Run { config: Some(_) })
+            Ok(Command::Run {
+                config: Some(_),
+                ..
+            })
         ));
         assert!(matches!(
             args(&["--config=x.toml"]),
-            Ok(Command::Run { config: Some(_) })
+            Ok(Command::Run {
+                config: Some(_),
+                ..
+            })
         ));
+        assert!(matches!(
+            args(&["--state-file", "", "--forget-settings"]),
+            Ok(Command::Run { state_file: Some(p), forget: true, .. }) if p.as_os_str().is_empty()
+        ));
+        assert!(matches!(
+            args(&["--state-file=/s.json"]),
+            Ok(Command::Run {
+                state_file: Some(_),
+                forget: false,
+                ..
+            })
+        ));
+        assert!(args(&["--state-file"]).is_err());
         assert!(matches!(args(&["--help"]), Ok(Command::Help)));
         assert!(args(&["--config"]).is_err());
         assert!(args(&["--frobnicate"]).is_err());

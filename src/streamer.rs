@@ -14,6 +14,7 @@ use crate::capture;
 use crate::config::{CameraConfig, Config, SourceSpec};
 use crate::http::{HttpServer, Limits};
 use crate::networktables::{CameraPublisher, NtCamera, NtError};
+use crate::saved_settings::{self, StateFile, StateFileSetting};
 use crate::source::jpeg_folder::JpegFolder;
 use crate::source::pushed::{PushedStream, pushed_stream};
 use crate::source::test_pattern::TestPattern;
@@ -44,6 +45,8 @@ pub struct Streamer {
     /// Servers of cameras with a port of their own, by camera name.
     camera_servers: Vec<(String, HttpServer)>,
     networktables: Option<CameraPublisher>,
+    /// Writes settings changed at run time to the state file, when there is one.
+    settings_writer: Option<saved_settings::Writer>,
 }
 
 impl Streamer {
@@ -53,14 +56,22 @@ impl Streamer {
         let mut cameras = Vec::new();
         let mut pushed = HashMap::new();
         let mut capture_threads = Vec::new();
+        let state_file = open_state_file(config);
         for camera_config in &config.cameras {
             let camera = Arc::new(Camera::new(camera_config));
+            if let Some(file) = &state_file {
+                saved_settings::restore_camera(file, &camera, camera_config);
+            }
             let (source, connected) = open_source(camera_config, &camera, &mut pushed)?;
             let thread = capture::spawn(Arc::clone(&camera), source, connected, Arc::clone(&stop))
                 .map_err(StartError::Thread)?;
             capture_threads.push(thread);
             cameras.push(camera);
         }
+        let settings_writer = match &state_file {
+            Some(file) => Some(file.start_writer().map_err(StartError::Thread)?),
+            None => None,
+        };
         let address = SocketAddr::new(config.server.bind, config.server.port);
         let limits = Limits {
             max_streams: config.server.max_clients,
@@ -115,6 +126,7 @@ impl Streamer {
             http,
             camera_servers,
             networktables,
+            settings_writer,
         })
     }
 
@@ -193,6 +205,10 @@ impl Streamer {
         for (_, server) in &mut self.camera_servers {
             server.stop();
         }
+        // After HTTP and NetworkTables: the last change made is written too.
+        if let Some(writer) = self.settings_writer.take() {
+            writer.stop();
+        }
         let deadline = Instant::now() + Duration::from_millis(900);
         for thread in self.capture_threads.drain(..) {
             while !thread.is_finished() && Instant::now() < deadline {
@@ -203,6 +219,28 @@ impl Streamer {
             }
         }
     }
+}
+
+/// The state file, when `[server] state_file` names one (the command resolves the default
+/// place; the library saves nothing unless told where). Logs saved cameras the config lacks.
+fn open_state_file(config: &Config) -> Option<Arc<StateFile>> {
+    let StateFileSetting::Path(path) = &config.server.state_file else {
+        log::info!("saved settings: off (changes made at run time are lost at exit)");
+        return None;
+    };
+    let file = StateFile::open(path);
+    log::info!(
+        "saved settings: {} (changes over HTTP and NetworkTables are kept across restarts)",
+        path.display()
+    );
+    for name in file.cameras() {
+        if !config.cameras.iter().any(|c| c.name == name) {
+            log::info!(
+                "saved settings for camera \"{name}\", which is not in the config: kept, not applied"
+            );
+        }
+    }
+    Some(file)
 }
 
 /// The camera's source, and whether it is open now. A USB camera that is not there yet is

@@ -455,6 +455,28 @@ fn the_page_works_in_a_real_browser() {
         Duration::from_secs(2),
     );
 
+    // Under its name the page says where the value comes from: changed here. "Forget saved
+    // settings" puts it back to the config's, and says so.
+    let fps_origin = "document.querySelector('#cam-front input[type=number][data-key=fps]')\
+                      .parentNode.querySelector('span').dataset.origin";
+    browser.wait_for(
+        "fps shown as changed",
+        &format!("{fps_origin} === 'changed'"),
+        Duration::from_secs(3),
+    );
+    browser.run("document.querySelector('#cam-front button[data-key=forget]').click()");
+    browser.wait_for(
+        "fps back to the config's",
+        &format!(
+            "{fps_origin} === 'config' &&\
+             document.querySelector('#cam-front input[type=number][data-key=fps]').value === '30'"
+        ),
+        Duration::from_secs(3),
+    );
+    let front = camera_stats(address, "front");
+    assert_eq!(front["settings"]["fps"], 30, "{front}");
+    assert_eq!(front["settings"]["origin"]["fps"], "config", "{front}");
+
     // The per-viewer stream size changes this image's URL only.
     let resized = browser.run_async(
         "const s = document.querySelector('#cam-front select.viewsize');\

@@ -100,6 +100,7 @@ fn spawn_server(config_text: &str) -> (Child, SocketAddr, std::path::PathBuf) {
     let mut child = Command::new(BINARY)
         .arg("--config")
         .arg(&path)
+        .args(["--state-file", ""])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -166,8 +167,12 @@ fn with_no_config_the_embedded_default_streams_cam() {
         eprintln!("SKIPPED: port 1181 is in use on this machine");
         return;
     }
+    // The saved settings go to a place of the test's own, not the user's home.
+    let state = std::env::temp_dir().join(format!("frcstream-cli-{}-state", std::process::id()));
     let mut child = Command::new(BINARY)
         .env("RUST_LOG", "info")
+        .env_remove("STATE_DIRECTORY")
+        .env("XDG_STATE_HOME", &state)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -198,4 +203,5 @@ fn with_no_config_the_embedded_default_streams_cam() {
     // SAFETY: kill() with a pid we spawned.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     assert_eq!(child.wait().expect("wait").code(), Some(0));
+    let _ = std::fs::remove_dir_all(&state);
 }

@@ -450,6 +450,48 @@ fn dashboard_writes_change_the_stream_and_bad_ones_are_refused() {
 }
 
 #[test]
+fn a_dashboard_write_is_saved_and_applied_after_a_restart() {
+    let Some(python) = pyntcore("a_dashboard_write_is_saved_and_applied_after_a_restart") else {
+        return;
+    };
+    test_log();
+    let dir = scratch_dir("saved");
+    let mut server = NtServer::start_fresh(&python, &dir);
+    let state_file = dir.join("state").join("settings.json");
+    let config = |nt: &str| {
+        let text = format!(
+            "[server]\nbind = \"127.0.0.1\"\nport = 0\nstate_file = \"{}\"\n{nt}{}",
+            state_file.display(),
+            camera("kept", 160, 120, 30)
+        );
+        Config::parse(&text, Path::new("test.toml")).expect("test config is valid")
+    };
+    let nt = format!(
+        "[networktables]\nserver = \"127.0.0.1:{}\"\nclient_name = \"frcstream-saved\"\n",
+        server.port
+    );
+    let streamer = Streamer::start(&config(&nt)).expect("streamer starts");
+    let kept = Arc::clone(&streamer.cameras()[0]);
+    let fps_topic = "/frcstream/kept/fps";
+    wait_server(&mut server, fps_topic, "int", json!(30), SOON);
+    server.set(fps_topic, "int", json!(8));
+    assert!(wait_for(SOON, || (kept.settings.fps() == 8).then_some(())).is_some());
+    server.assert_clean_log_except("frcstream-saved", &[]);
+    streamer.stop();
+    let saved: Json =
+        serde_json::from_slice(&std::fs::read(&state_file).expect("state file written"))
+            .expect("JSON");
+    assert_eq!(saved["cameras"]["kept"]["fps"]["value"], 8, "{saved}");
+
+    // Started again without NetworkTables: the value comes from the state file alone.
+    let again = Streamer::start(&config("")).expect("streamer starts again");
+    let camera = &again.cameras()[0];
+    assert_eq!(camera.settings.fps(), 8);
+    assert_eq!(camera.origin("fps").as_str(), "saved");
+    again.stop();
+}
+
+#[test]
 fn absent_then_restarted_server() {
     let Some(python) = pyntcore("absent_then_restarted_server") else {
         return;

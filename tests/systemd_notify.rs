@@ -157,6 +157,7 @@ fn ready_and_watchdog_over_notify_socket() {
             .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string())
             .env_remove("WATCHDOG_PID")
             .env("JOURNAL_STREAM", "8:12345")
+            .env("STATE_DIRECTORY", &scratch.0)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -11,6 +11,8 @@
 //!   NO SIGNAL card within 1 s on the same connection, real frames within 2 s of the device's
 //!   return, threads and descriptors of the process do not grow.
 //! - `--list-cameras` lists vivid's formats and controls.
+//! - Saved settings: controls POSTed over HTTP are what `v4l2-ctl` reads after frcstream is
+//!   started again on the same state file, also over the config's value.
 //! - v4l2loopback fed JPEG files as an MJPEG camera: streamed frames are byte-identical to
 //!   the files; a truncated JPEG is counted as invalid and never forwarded.
 //!
@@ -35,6 +37,8 @@ use frcstream::client::MjpegStream;
 use vm::Vm;
 
 const PORT: u16 = 1181;
+/// The state file of saved settings in the guest.
+const STATE_FILE: &str = "/tmp/frcstream-state/settings.json";
 /// Unplug cycles of each kind (disconnect=1, unbind + rmmod + reload).
 const CYCLES: usize = 3;
 
@@ -377,7 +381,10 @@ fn vivid_yuyv_controls_unplug_and_list_cameras() {
     );
 
     // Stream YUYV 640x480 with brightness 140.
-    vm.spawn("fs", "/payload/frcstream -c /payload/yuyv.toml");
+    vm.spawn(
+        "fs",
+        &format!("/payload/frcstream -c /payload/yuyv.toml --state-file {STATE_FILE}"),
+    );
     assert!(
         vm.wait_port(PORT, 20),
         "frcstream listens:\n{}",
@@ -570,6 +577,17 @@ fn vivid_yuyv_controls_unplug_and_list_cameras() {
         camera["frames"]
     );
 
+    // Controls set over HTTP are saved in the state file (brightness over the config's).
+    let response = frcstream::client::request(
+        address,
+        "POST",
+        "/cam",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"brightness=150&contrast=60",
+    )
+    .expect("POST answered");
+    assert_eq!(response.status, 200, "{}", response.text());
+
     // SIGTERM stops it cleanly.
     vm.kill("fs", None);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -583,6 +601,23 @@ fn vivid_yuyv_controls_unplug_and_list_cameras() {
     let log = vm.log("fs");
     assert_eq!(status, 0, "exit status after SIGTERM:\n{log}");
     assert!(!log.contains("panicked"), "no panic:\n{log}");
+
+    // Started again on the same state file, the saved controls are what the camera has:
+    // brightness 150 over the config's 140, contrast 60 over the driver's 128 (set back
+    // in between, as a power cycle would).
+    vm.run("v4l2-ctl -d /dev/video0 -c contrast=128");
+    vm.spawn(
+        "fs2",
+        &format!("/payload/frcstream -c /payload/yuyv.toml --state-file {STATE_FILE}"),
+    );
+    assert!(vm.wait_port(PORT, 20), "restarted:\n{}", vm.log("fs2"));
+    let controls = vm.run("v4l2-ctl -d /dev/video0 -C brightness,contrast");
+    assert!(
+        controls.contains("brightness: 150") && controls.contains("contrast: 60"),
+        "saved controls applied after a restart: {controls}\n{}",
+        vm.log("fs2")
+    );
+    vm.kill("fs2", None);
     eprintln!(
         "vivid: test done in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -117,6 +117,8 @@ struct CameraReport {
 struct SettingsReport {
     fps: u32,
     quality: u8,
+    /// Where fps, quality and each control not at the camera's own value come from.
+    origin: std::collections::BTreeMap<String, crate::saved_settings::Origin>,
 }
 
 #[derive(Serialize)]
@@ -156,6 +158,7 @@ fn camera_report(camera: &Camera) -> CameraReport {
         settings: SettingsReport {
             fps: camera.settings.fps(),
             quality: camera.settings.quality(),
+            origin: camera.origins(),
         },
         captured_fps: round2(stats.captured.rate()),
         published_fps: round2(stats.published.rate()),
@@ -239,5 +242,6 @@ mod tests {
         assert_eq!(json["cameras"][0]["name"], "cam");
         assert_eq!(json["cameras"][0]["frames"]["encodes"], 0);
         assert_eq!(json["cameras"][0]["settings"]["fps"], 30);
+        assert_eq!(json["cameras"][0]["settings"]["origin"]["fps"], "default");
     }
 }

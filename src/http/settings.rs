@@ -2,7 +2,10 @@
 //! `/?action=command&<control>=<value>`, `/settings.json` and `/config.json`.
 //!
 //! Every value is checked before anything changes (`Camera::change`); a bad request gets
-//! a 4xx that says what was wrong, and the camera keeps the settings it had.
+//! a 4xx that says what was wrong, and the camera keeps the settings it had. `forget=1`
+//! (`{"forget": true}`), alone, drops the saved settings and this run's changes
+//! (`Camera::forget_changes`). Each value shown says where it comes from (`origin`:
+//! `default`, `config`, `saved`, `changed`).
 
 use serde_json::{Map, Value, json};
 
@@ -92,11 +95,51 @@ fn parse_json(body: &[u8]) -> Result<Vec<(String, ControlValue)>, Refusal> {
         .collect()
 }
 
-/// Applies the changes, all or nothing.
+/// Applies the changes, all or nothing; or, for `forget`, forgets them.
 pub fn apply(camera: &Camera, changes: &[(String, ControlValue)]) -> Result<(), Refusal> {
+    if asks_to_forget(changes)? {
+        camera.forget_changes();
+        return Ok(());
+    }
     camera
         .change(changes)
         .map_err(|e| refuse(400, e.to_string()))
+}
+
+/// Whether the request is `forget=1` (or `true`); `forget` with anything else is refused.
+fn asks_to_forget(changes: &[(String, ControlValue)]) -> Result<bool, Refusal> {
+    let Some((_, value)) = changes.iter().find(|(key, _)| key == "forget") else {
+        return Ok(false);
+    };
+    if changes.len() > 1 {
+        return Err(refuse(
+            400,
+            "forget goes alone: send forget=1 without other settings",
+        ));
+    }
+    let yes = match value {
+        ControlValue::Bool(b) => *b,
+        ControlValue::Int(i) => *i == 1,
+        ControlValue::Text(t) => matches!(t.trim(), "1" | "true"),
+    };
+    if !yes {
+        return Err(refuse(400, format!("forget takes 1 or true, not {value}")));
+    }
+    Ok(true)
+}
+
+/// Where each value in force comes from: `{"fps": "saved", "brightness": "config", ..}`.
+fn origins_json(camera: &Camera) -> Map<String, Value> {
+    camera
+        .origins()
+        .into_iter()
+        .map(|(key, origin)| (key, json!(origin.as_str())))
+        .collect()
+}
+
+/// The state file, for the page: `{"file": "/var/lib/frcstream/settings.json"}` or null.
+fn saved_json(camera: &Camera) -> Value {
+    json!({ "file": camera.state_file().map(|f| f.path().display().to_string()) })
 }
 
 /// The values in force, as answered to a POST: `{"fps":..,"quality":..,"controls":{..}}`.
@@ -111,12 +154,14 @@ pub fn in_force_json(camera: &Camera) -> String {
         "fps": camera.settings.fps(),
         "quality": camera.settings.quality(),
         "controls": controls,
+        "origins": origins_json(camera),
     })
     .to_string()
 }
 
 /// cscore's `/settings.json`: `{"controls":[...],"modes":[...]}`, values as strings as
-/// cscore writes them. frcstream's own stream settings (fps, quality) come first.
+/// cscore writes them. frcstream's own stream settings (fps, quality) come first. Beyond
+/// cscore: each control's `origin`, and `saved_settings` (the state file, or null).
 pub fn settings_json(camera: &Camera) -> String {
     let mode = camera.mode();
     let mut controls = vec![
@@ -174,8 +219,15 @@ pub fn settings_json(camera: &Camera) -> String {
         "GRAY" => "gray",
         _ => "unknown",
     };
+    for control in &mut controls {
+        let name = control["name"].as_str().unwrap_or_default().to_owned();
+        if let Some(object) = control.as_object_mut() {
+            object.insert("origin".into(), json!(camera.origin(&name).as_str()));
+        }
+    }
     json!({
         "controls": controls,
+        "saved_settings": saved_json(camera),
         "modes": [{
             "pixelFormat": pixel_format,
             "width": mode.width.to_string(),
@@ -303,5 +355,43 @@ mod tests {
         assert_eq!(config["quality"], 50);
         let in_force: Value = serde_json::from_str(&in_force_json(&camera)).expect("json");
         assert_eq!(in_force["fps"], 30);
+    }
+    #[test]
+    fn forget_goes_alone_and_takes_1_or_true() {
+        let camera = Camera::new(&CameraConfig::embedded_default());
+        let changes = |pairs: &[(&str, ControlValue)]| -> Vec<(String, ControlValue)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        };
+        apply(&camera, &changes(&[("fps", ControlValue::Int(10))])).expect("fps");
+        let origins: Value = serde_json::from_str(&in_force_json(&camera)).expect("json");
+        assert_eq!(origins["origins"]["fps"], "changed");
+        for bad in [
+            changes(&[
+                ("forget", ControlValue::Text("1".into())),
+                ("fps", ControlValue::Int(5)),
+            ]),
+            changes(&[("forget", ControlValue::Text("0".into()))]),
+            changes(&[("forget", ControlValue::Bool(false))]),
+            changes(&[("forget", ControlValue::Text("please".into()))]),
+        ] {
+            let refusal = apply(&camera, &bad).expect_err("refused");
+            assert_eq!(refusal.status, 400, "{bad:?}");
+            assert_eq!(camera.settings.fps(), 10, "nothing changed");
+        }
+        for good in [
+            changes(&[("forget", ControlValue::Text("1".into()))]),
+            changes(&[("forget", ControlValue::Bool(true))]),
+            changes(&[("forget", ControlValue::Int(1))]),
+        ] {
+            apply(&camera, &changes(&[("fps", ControlValue::Int(10))])).expect("fps");
+            apply(&camera, &good).expect("forget");
+            assert_eq!(camera.settings.fps(), 30, "{good:?}");
+        }
+        let settings: Value = serde_json::from_str(&settings_json(&camera)).expect("json");
+        assert_eq!(settings["controls"][0]["origin"], "default");
+        assert_eq!(settings["saved_settings"]["file"], Value::Null);
     }
 }

@@ -248,8 +248,8 @@ impl Setting {
 
     fn set(self, camera: &Camera, value: i64) -> Result<(), SettingError> {
         match self {
-            Setting::Fps => camera.settings.set_fps(value),
-            Setting::Quality => camera.settings.set_quality(value),
+            Setting::Fps => camera.set_fps(value),
+            Setting::Quality => camera.set_quality(value),
         }
     }
 }

@@ -131,14 +131,15 @@ impl PushedStream {
         self.push(Format::Gray, data, width, height)
     }
 
-    /// Limits the rate frames are sent at (1–120).
+    /// Limits the rate frames are sent at (1–120). A change like one over HTTP: shown as
+    /// `changed`, and saved when the streamer has a state file.
     pub fn set_fps(&self, fps: i64) -> Result<(), SettingError> {
-        self.camera.settings.set_fps(fps)
+        self.camera.set_fps(fps)
     }
 
-    /// Sets the JPEG quality of encoded frames (1–100).
+    /// Sets the JPEG quality of encoded frames (1–100), as [`PushedStream::set_fps`].
     pub fn set_quality(&self, quality: i64) -> Result<(), SettingError> {
-        self.camera.settings.set_quality(quality)
+        self.camera.set_quality(quality)
     }
 
     fn push(&self, format: Format, data: &[u8], width: u32, height: u32) -> Result<(), PushError> {
@@ -301,6 +302,8 @@ mod tests {
         let (camera, stream, _source) = pushed_camera();
         stream.set_fps(10).expect("fps");
         assert_eq!(camera.settings.fps(), 10);
+        assert_eq!(camera.origin("fps").as_str(), "changed");
         assert!(stream.set_quality(0).is_err());
+        assert_eq!(camera.origin("quality").as_str(), "default");
     }
 }

@@ -45,7 +45,7 @@ function sizes(w, h) {
 
 function card(s) {
   const [, w = 640, h = 480] = /(\d+)x(\d+)/.exec(s.mode) || [];
-  const c = { name: s.name, w: +w, h: +h, inputs: {}, values: {}, pending: {}, timers: {}, busy: false };
+  const c = { name: s.name, w: +w, h: +h, inputs: {}, values: {}, pending: {}, timers: {}, origin: {}, busy: false };
   const url = '/' + encodeURIComponent(s.name);
   c.post = url;
   c.res = store('res:' + s.name) || '';
@@ -141,7 +141,26 @@ function row(c, k) {
   c.inputs[name] = inputs;
   c.values[name] = v;
   const label = name.replace(/_/g, ' ');
-  return el('div', { className: k.type === '1' ? 'row check' : 'row', title: label + ' (' + k.min + '–' + k.max + ', default ' + k.default + ')' }, el('span', { textContent: label }), ...inputs);
+  // Where the value comes from (config, saved, changed) is shown after the label by the style.
+  const span = c.origin[name] = el('span', { textContent: label });
+  span.dataset.origin = k.origin || '';
+  return el('div', { className: k.type === '1' ? 'row check' : 'row', title: label + ' (' + k.min + '–' + k.max + ', default ' + k.default + ')' }, span, ...inputs);
+}
+
+// Origins as /stats.json and POST answers give them; a control not listed is at default.
+function origins(c, o) {
+  if (!o) return;
+  for (const k in c.origin) c.origin[k].dataset.origin = o[k] || 'default';
+}
+
+async function forget(c) {
+  try {
+    const r = await fetch(c.post, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"forget":true}' });
+    const t = (await r.text()).trim();
+    if (!r.ok) { note(c, t, true); if (r.status === 403) lock(t); return; }
+    await loadSettings(c);
+    note(c, '✓ saved settings forgotten: back to the config');
+  } catch (e) { note(c, 'not sent: ' + e.message, true); }
 }
 
 function read(i) {
@@ -164,9 +183,14 @@ async function loadSettings(c) {
   let s;
   try { s = await (await get(c.post + '/settings.json')).json(); } catch (e) { note(c, 'settings: ' + e.message, true); return; }
   c.inputs = {};
+  c.origin = {};
   const main = s.controls.filter(k => k.name === 'fps' || k.name === 'quality');
   const rest = s.controls.filter(k => !main.includes(k));
-  c.ctl.replaceChildren(...main.map(k => row(c, k)), c.resRow);
+  const file = (s.saved_settings || {}).file;
+  const drop = el('button', { className: 'forget', textContent: 'Forget saved settings', disabled: !!readOnly, onclick: () => forget(c),
+    title: (file ? 'Changes are saved in ' + file + ' and come back after a restart. ' : 'Changes are not saved. ') + 'This puts every setting back to the config file' });
+  drop.dataset.key = 'forget';
+  c.ctl.replaceChildren(...main.map(k => row(c, k)), c.resRow, drop);
   c.more.replaceChildren();
   c.more.hidden = !rest.length;
   if (rest.length) {
@@ -199,6 +223,7 @@ async function post(c, extra) {
       const a = JSON.parse(t);
       const got = Object.assign({ fps: a.fps, quality: a.quality }, a.controls);
       for (const k in got) if (!(k in c.pending)) { c.values[k] = got[k]; show(c, k, got[k]); }
+      origins(c, a.origins);
       note(c, '✓ ' + Object.keys(body).map(k => k.replace(/_/g, ' ') + ' ' + got[k]).join(', '));
     } else {
       for (const k in body) show(c, k, c.values[k]);
@@ -244,6 +269,7 @@ function update(stats) {
     const l = s.latency || {};
     text(c.lat, !(l.p50_ms > 0) ? '–' : l.p50_ms < 10 ? l.p50_ms.toFixed(1) : Math.round(l.p50_ms));
     c.lat.parentNode.title = 'capture to send: median ' + l.p50_ms + ' ms, 95% ' + l.p95_ms + ' ms, max ' + l.max_ms + ' ms';
+    if (s.settings && !c.busy) origins(c, s.settings.origin);
     for (const k of ['fps', 'quality']) {
       const v = s.settings && s.settings[k];
       if (v !== undefined && !c.busy && !(k in c.pending) && c.values[k] !== v) { c.values[k] = v; show(c, k, v); }
