@@ -25,7 +25,11 @@ pub fn pyntcore(test: &str) -> Option<PathBuf> {
 /// The venv's python with `robotpy-cscore` and `numpy` installed, or `None` when they cannot
 /// be installed. Set `FRCSTREAM_REQUIRE_CSCORE=1` to make that a failure instead of a skip.
 pub fn cscore(test: &str) -> Option<PathBuf> {
-    wpilib_python(test, "FRCSTREAM_REQUIRE_CSCORE", "WPILib cscore (robotpy-cscore)")
+    wpilib_python(
+        test,
+        "FRCSTREAM_REQUIRE_CSCORE",
+        "WPILib cscore (robotpy-cscore)",
+    )
 }
 
 /// The project's venv (`scripts/ensure-venv.sh`, run once per test binary: pinned pyntcore,
