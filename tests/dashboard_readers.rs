@@ -290,10 +290,11 @@ fn shuffleboard_keeps_a_one_fps_stream() {
 /// after it, and every byte outside a frame — part headers, boundaries — is ignored;
 /// `Content-Length` is never read.
 ///
-/// Elastic runs these rules over each chunk the socket hands it, and loses a frame whose
-/// `FF D8` is split between two chunks (or a one-byte chunk): that is its own bug,
-/// whatever the server sends. Here the previous byte is carried across reads instead, so
-/// a test never fails on where the kernel happened to cut a read.
+/// Elastic runs these rules over each chunk the socket hands it, which has two slips of
+/// its own, whatever the server sends: a frame whose `FF D8` is split between two chunks
+/// is missed, and a byte is dropped (the frame then does not decode) when a chunk ends
+/// right after `FF D8` or is one byte long. Here the previous byte is carried across
+/// reads instead, so a test never fails on where the kernel happened to cut a read.
 #[derive(Default)]
 struct MarkerScanner {
     frame: Vec<u8>,
