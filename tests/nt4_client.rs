@@ -1,6 +1,6 @@
-//! The NT4 client against WPILib's real ntcore server (PyPI `pyntcore`, installed into a venv
-//! by `scripts/ensure-pyntcore.sh`; the tests that need it skip loudly when it cannot be
-//! installed), and against a hostile fake server written here.
+//! The NT4 client against WPILib's real ntcore server (PyPI `pyntcore`, installed into the
+//! project's venv by `scripts/ensure-venv.sh`; the tests that need it skip loudly when it
+//! cannot be installed), and against a hostile fake server written here.
 
 mod support;
 

@@ -1,6 +1,7 @@
-//! Test support for the NT4 client tests: WPILib's ntcore server in a Python process
-//! (`nt_server.py`, driven over stdin/stdout), a TCP proxy that can cut connections or
-//! swallow them, and small helpers. Everything listens on 127.0.0.1 only.
+//! Test support for the tests that use WPILib's own code: the project's Python venv
+//! (`pyntcore`, `cscore`), WPILib's ntcore server in a Python process (`nt_server.py`,
+//! driven over stdin/stdout), a TCP proxy that can cut connections or swallow them, and
+//! small helpers. Everything listens on 127.0.0.1 only.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,13 +16,29 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::Value as Json;
 
-/// The venv's python with `pyntcore` installed (by `scripts/ensure-pyntcore.sh`, once per
-/// test binary), or `None` when it cannot be installed (e.g. no network). Set
-/// `NT4_REQUIRE_PYNTCORE=1` to make that a failure instead of a skip.
+/// The venv's python with `pyntcore` installed, or `None` when it cannot be installed
+/// (e.g. no network). Set `NT4_REQUIRE_PYNTCORE=1` to make that a failure instead of a skip.
 pub fn pyntcore(test: &str) -> Option<PathBuf> {
+    wpilib_python(test, "NT4_REQUIRE_PYNTCORE", "WPILib ntcore (pyntcore)")
+}
+
+/// The venv's python with `robotpy-cscore` and `numpy` installed, or `None` when they cannot
+/// be installed. Set `FRCSTREAM_REQUIRE_CSCORE=1` to make that a failure instead of a skip.
+pub fn cscore(test: &str) -> Option<PathBuf> {
+    wpilib_python(
+        test,
+        "FRCSTREAM_REQUIRE_CSCORE",
+        "WPILib cscore (robotpy-cscore)",
+    )
+}
+
+/// The project's venv (`scripts/ensure-venv.sh`, run once per test binary: pinned pyntcore,
+/// robotpy-cscore and numpy, checked by import), or a loud SKIPPED banner and `None` when it
+/// cannot be made, or a panic when the variable `require` is set.
+fn wpilib_python(test: &str, require: &str, what: &str) -> Option<PathBuf> {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let python = PYTHON.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-pyntcore.sh");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-venv.sh");
         let out = Command::new("bash")
             .arg(&script)
             .stderr(Stdio::inherit())
@@ -36,14 +53,14 @@ pub fn pyntcore(test: &str) -> Option<PathBuf> {
     });
     match python {
         Ok(p) => Some(p.clone()),
-        Err(e) if std::env::var_os("NT4_REQUIRE_PYNTCORE").is_some() => {
-            panic!("pyntcore required: {e}")
+        Err(e) if std::env::var_os(require).is_some() => {
+            panic!("{what} required ({require} is set): {e}")
         }
         Err(e) => {
             // Written to the real stderr, past the test harness's output capture.
             let banner = format!(
                 "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-                 !!! SKIPPED {test}: WPILib ntcore (pyntcore) is not available: {e}\n\
+                 !!! SKIPPED {test}: {what} is not available: {e}\n\
                  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
             );
             let _ = std::io::stderr().write_all(banner.as_bytes());
