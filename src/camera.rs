@@ -27,6 +27,8 @@ pub struct Camera {
     mode: Mutex<Mode>,
     source: Mutex<String>,
     connected: AtomicBool,
+    /// Why the camera is not streaming, in words a team can act on; `None` while it is.
+    problem: Mutex<Option<String>>,
     /// Bumped by the capture thread once per loop: the systemd watchdog's proof of life.
     heartbeat: AtomicU64,
     /// What the config file says, key by key.
@@ -66,6 +68,7 @@ impl Camera {
             }),
             source: Mutex::new(config.source.to_string()),
             connected: AtomicBool::new(false),
+            problem: Mutex::new(None),
             heartbeat: AtomicU64::new(0),
             config: values,
             origins: Mutex::new(origins),
@@ -89,6 +92,24 @@ impl Camera {
 
     pub fn set_source_description(&self, description: String) {
         *lock(&self.source) = description;
+    }
+
+    /// Why the camera is not streaming (the last error from the source), or `None`.
+    pub fn problem(&self) -> Option<String> {
+        lock(&self.problem).clone()
+    }
+
+    pub fn set_problem(&self, problem: Option<String>) {
+        *lock(&self.problem) = problem;
+    }
+
+    /// The source's description, with the problem while there is one: what dashboards
+    /// show (`/CameraPublisher/<name>/description`).
+    pub fn description(&self) -> String {
+        match self.problem() {
+            Some(problem) => format!("{}: {problem}", self.source_description()),
+            None => self.source_description(),
+        }
     }
 
     /// Whether the source currently delivers frames.
@@ -358,6 +379,19 @@ fn in_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_description_carries_the_problem_while_there_is_one() {
+        let camera = Camera::new(&CameraConfig::embedded_default());
+        let plain = camera.description();
+        camera.set_problem(Some("the USB bus is out of bandwidth".into()));
+        assert_eq!(
+            camera.description(),
+            format!("{plain}: the USB bus is out of bandwidth")
+        );
+        camera.set_problem(None);
+        assert_eq!(camera.description(), plain);
+    }
 
     #[test]
     fn a_change_with_one_bad_value_changes_nothing() {

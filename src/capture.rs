@@ -93,6 +93,7 @@ impl<'a> Capture<'a> {
                         "{}: camera lost: {e}; showing NO SIGNAL until it is back",
                         self.camera.name
                     );
+                    self.camera.set_problem(Some(e.reason()));
                     connected = false;
                 }
             }
@@ -101,6 +102,7 @@ impl<'a> Capture<'a> {
 
     fn on_connected(&mut self) {
         self.camera.set_mode(self.source.mode());
+        self.camera.set_problem(None);
         self.camera.set_connected(true);
     }
 
@@ -137,6 +139,7 @@ impl<'a> Capture<'a> {
                                 "{}: still waiting for the camera: {message}",
                                 self.camera.name
                             );
+                            self.camera.set_problem(Some(e.reason()));
                             last_error = message;
                         }
                     }

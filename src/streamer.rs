@@ -287,6 +287,7 @@ fn open_source(
                         "camera \"{}\": {e}; NO SIGNAL until it appears",
                         config.name
                     );
+                    camera.set_problem(Some(e.reason()));
                     Ok((Box::new(source), false))
                 }
             };

@@ -259,7 +259,6 @@ fn shuffleboard_keeps_showing_a_lost_cameras_no_signal_card() {
 }
 
 #[test]
-#[ignore = "needs resend at <=1 fps (issue 10 point 3)"]
 fn shuffleboard_keeps_a_one_fps_stream() {
     let Some(python) = support::cscore("shuffleboard_keeps_a_one_fps_stream") else {
         return;

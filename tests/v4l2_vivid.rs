@@ -624,6 +624,74 @@ fn vivid_yuyv_controls_unplug_and_list_cameras() {
     );
 }
 
+/// Several YUYV cameras on one USB bus: uvcvideo's `VIDIOC_STREAMON` fails with ENOSPC
+/// ("No space left on device"). Played with vivid and an `LD_PRELOAD` shim that answers
+/// ENOSPC to STREAMON while `/tmp/usb-bus-full` exists
+/// (`tests/support/enospc_streamon.c`). The stream shows NO SIGNAL, and the log and
+/// `/stats.json` (the page's source) say what to do, in words; when the bus frees up the
+/// camera comes back by itself.
+#[test]
+fn usb_bandwidth_errors_are_said_in_words() {
+    let test = "v4l2_vivid::usb_bandwidth_errors_are_said_in_words";
+    let scratch = Scratch::new("enospc");
+    scratch.add_binary();
+    let shim = scratch.payload().join("enospc_streamon.so");
+    let source = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/enospc_streamon.c"
+    );
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&shim)
+        .arg(source)
+        .arg("-ldl")
+        .status()
+        .expect("run cc");
+    assert!(built.success(), "build the ENOSPC shim");
+    scratch.write(
+        "yuyv.toml",
+        camera_config("/dev/video0", "yuyv", 25, "").as_bytes(),
+    );
+    let Some(mut vm) = Vm::boot(test, &scratch.payload(), &[PORT], &[], &scratch.dir) else {
+        return;
+    };
+    vm.run("touch /tmp/usb-bus-full");
+    vm.spawn(
+        "fs",
+        "LD_PRELOAD=/payload/enospc_streamon.so /payload/frcstream -c /payload/yuyv.toml",
+    );
+    assert!(
+        vm.wait_port(PORT, 20),
+        "frcstream listens:\n{}",
+        vm.log("fs")
+    );
+    let address = vm.addr(PORT);
+    let watcher = Watcher::start(address, "/cam.mjpg", false);
+    let card = expect_card(&watcher, 0, Instant::now() + Duration::from_secs(2));
+    assert!(card.is_some(), "NO SIGNAL while the bus is full");
+    let camera = stats_camera(address);
+    let problem = camera["problem"].as_str().unwrap_or_default().to_owned();
+    eprintln!("usb bandwidth: /stats.json problem: {problem}");
+    assert_eq!(camera["connected"], false);
+    for words in ["USB bus is out of bandwidth", "MJPEG", "another USB port"] {
+        assert!(problem.contains(words), "{words:?} in {problem:?}");
+    }
+    let log = vm.log("fs");
+    assert!(
+        log.contains("USB bus is out of bandwidth"),
+        "the log says it:\n{log}"
+    );
+    // The bus frees up (another camera unplugged): frames again, the problem gone.
+    let from = watcher.count();
+    vm.run("rm /tmp/usb-bus-full");
+    let freed_at = Instant::now();
+    let frame = watcher.wait_for(from, freed_at + Duration::from_secs(2), |s| !s.no_signal);
+    assert!(frame.is_some(), "frames within 2 s of the bus freeing up");
+    assert_eq!(stats_camera(address)["problem"], serde_json::Value::Null);
+    watcher.stop();
+    vm.kill("fs", None);
+}
+
 // -------------------------------------------------------------- v4l2loopback ----
 
 /// Distinct 640x480 JPEGs: noise over a gradient, so each is different and realistic in size.

@@ -98,6 +98,8 @@ struct CameraReport {
     source: String,
     mode: String,
     connected: bool,
+    /// Why the camera is not streaming (e.g. the USB bus is out of bandwidth), or null.
+    problem: Option<String>,
     settings: SettingsReport,
     /// Frames per second: from the source, into the slot, and sent to all clients together.
     captured_fps: f64,
@@ -155,6 +157,7 @@ fn camera_report(camera: &Camera) -> CameraReport {
         source: camera.source_description(),
         mode: camera.mode().to_string(),
         connected: camera.is_connected(),
+        problem: camera.problem(),
         settings: SettingsReport {
             fps: camera.settings.fps(),
             quality: camera.settings.quality(),

@@ -497,7 +497,7 @@ impl Worker {
                 set(nt, &format!("{root}connected"), connected);
                 cam.connected = Some(connected);
             }
-            let description = camera.source_description();
+            let description = camera.description();
             if cam.description.as_ref() != Some(&description) {
                 set(nt, &format!("{root}description"), description.as_str());
                 cam.description = Some(description);

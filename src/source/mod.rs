@@ -66,3 +66,13 @@ pub enum SourceError {
     #[error("{0}")]
     Failed(String),
 }
+
+impl SourceError {
+    /// The reason alone, without the kind: what a person is shown as the camera's problem.
+    pub fn reason(&self) -> String {
+        match self {
+            SourceError::Timeout => "no frame yet".to_owned(),
+            SourceError::Disconnected(reason) | SourceError::Failed(reason) => reason.clone(),
+        }
+    }
+}

@@ -59,7 +59,7 @@ function card(s) {
   };
   c.img.onload = () => { if (c.broken) { c.broken = false; note(c, ''); } };
   c.go = el('button', { className: 'go', textContent: '▶ Live', title: 'Stream this camera live (another one goes to snapshots)', onclick: e => { e.stopPropagation(); setLive(c, true); } });
-  c.view = el('div', { className: 'view', title: 'Tap to enlarge' }, c.img, el('div', { className: 'nosig', textContent: 'NO SIGNAL · camera disconnected' }), c.go);
+  c.view = el('div', { className: 'view', title: 'Tap to enlarge' }, c.img, c.nosig = el('div', { className: 'nosig', textContent: 'NO SIGNAL · camera disconnected' }), c.go);
   c.tag = el('span', { className: 'tag' });
   c.view.style.aspectRatio = c.w + '/' + c.h;
   c.view.onclick = () => c.el.classList.toggle('big');
@@ -262,6 +262,7 @@ function update(stats) {
     c.el.classList.toggle('off', !s.connected);
     if (s.connected && was === false) loadSettings(c);
     text(c.mode, s.mode + (s.connected ? '' : ' · NO SIGNAL'));
+    text(c.nosig, 'NO SIGNAL · ' + (s.problem || 'camera disconnected'));
     text(c.fps, num(s.published_fps, 1));
     c.fps.parentNode.title = 'sent ' + s.published_fps + ' fps, captured ' + s.captured_fps + ' fps, to clients ' + s.delivered_fps + ' fps';
     text(c.mbit, num(s.mbit_per_second, 2));

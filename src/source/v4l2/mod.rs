@@ -153,9 +153,8 @@ impl V4l2Source {
                 got.3
             );
         }
-        let stream = Stream::start(&device, BUFFER_COUNT).map_err(|e| {
-            SourceError::Disconnected(format!("{}: starting the stream: {e}", path.display()))
-        })?;
+        let stream = Stream::start(&device, BUFFER_COUNT)
+            .map_err(|e| stream_start_error(path, &granted, &e))?;
         let control_fd: Arc<OwnedFd> = Arc::new(
             device
                 .fd()
@@ -251,6 +250,30 @@ fn pack_rows<'a>(data: &'a [u8], granted: Granted, packed: &'a mut Vec<u8>) -> &
         packed.extend_from_slice(&line[..row.min(line.len())]);
     }
     packed
+}
+
+/// Why streaming could not start. `ENOSPC` from `VIDIOC_STREAMON` is the USB host
+/// controller refusing the isochronous bandwidth the mode needs (typically several YUYV
+/// cameras on one bus): said in words a team can act on, since "No space left on device"
+/// sends people looking at their SD card.
+fn stream_start_error(path: &Path, granted: &Granted, error: &std::io::Error) -> SourceError {
+    if error.raw_os_error() == Some(libc::ENOSPC) {
+        let format_hint = if granted.fourcc.is_jpeg() {
+            "a lower size or rate"
+        } else {
+            "MJPEG (format = \"mjpeg\"), a lower size or rate"
+        };
+        return SourceError::Disconnected(format!(
+            "{}: the USB bus is out of bandwidth for {}x{} {} at {} fps (VIDIOC_STREAMON: \
+             {error}): use {format_hint}, or plug the camera into another USB port",
+            path.display(),
+            granted.width,
+            granted.height,
+            granted.fourcc,
+            granted.fps
+        ));
+    }
+    SourceError::Disconnected(format!("{}: starting the stream: {error}", path.display()))
 }
 
 fn control_errors(path: &Path, errors: &[crate::controls::ControlError]) -> SourceError {
