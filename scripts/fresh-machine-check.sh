@@ -62,7 +62,10 @@
 #     ~/.cargo/registry holds the crates the host has downloaded: cargo fetches less,
 #     but builds everything.
 #   - The session machinery's ~/.gitconfig, ~/.npmrc and ~/.config are absent.
-#   - The hostname, /etc/hosts and /etc/resolv.conf are the host's (copied).
+#   - The hostname, /etc/hosts and /etc/resolv.conf are the host's (copied), and so are
+#     the CA certificates under /usr/local/share/ca-certificates (the image's and the
+#     sandbox's, which the package registries' TLS needs: without them pip fails with
+#     CERTIFICATE_VERIFY_FAILED), installed with update-ca-certificates at each run.
 set -euo pipefail
 
 IMAGE_VERSION=1
@@ -303,6 +306,14 @@ done < <(env)
 
 inside=(unshare --pid --fork --kill-child --mount-proc="$root/proc"
     chroot "$root" /usr/bin/env -i "${envs[@]}")
+# The machine's own CA certificates (the image's, and the one the sandbox's network
+# presents for the package registries' TLS): the same trust as on the host, made the
+# way the machine makes it.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+    "${inside[@]}" update-ca-certificates >"$run/update-ca-certificates.log" 2>&1 ||
+        { cat "$run/update-ca-certificates.log" >&2; die "update-ca-certificates failed in the chroot"; }
+fi
 if [ "$shell" = 1 ]; then
     log "a shell in the fresh chroot (the clone is /work/ci/frcstream); exit to unmount"
     "${inside[@]}" bash -l
