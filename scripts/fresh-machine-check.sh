@@ -67,7 +67,9 @@
 #     sandbox's, which the package registries' TLS needs: without them pip fails with
 #     CERTIFICATE_VERIFY_FAILED), installed with update-ca-certificates at each run.
 set -euo pipefail
-
+# The whole script is one block, read before it runs: a checkout that changes under a
+# running check (a rebase, an edit) cannot change what it does next.
+{
 IMAGE_VERSION=1
 SUITE=bookworm
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -340,3 +342,4 @@ grep -E '^preflight:|test result:|Running (unittests|tests/|benches/)|SKIPPED|FA
     "$logfile" | cut -c1-300 | tail -n 200 || true
 echo "=== fresh-machine-check: .ci/run at ${commit:0:12} exited $status after $((secs / 60)) min $((secs % 60)) s ==="
 exit "$status"
+}
