@@ -197,15 +197,24 @@ fn streams_beyond_the_client_limit_get_503() {
     streamer.stop();
 }
 
-/// Sends raw bytes and returns the status line the server answers with.
+/// Sends raw bytes and returns the status line the server answers with. Reads only up to
+/// the end of that line, within 10 s: an answer that turns out to be a stream (which never
+/// ends) gives its status line instead of hanging the test.
 fn raw_status(address: SocketAddr, bytes: &[u8]) -> String {
     let mut stream = TcpStream::connect(address).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let _ = stream.write_all(bytes);
+    let deadline = Instant::now() + Duration::from_secs(10);
     let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
+    let mut buf = [0u8; 4096];
+    while !response.contains(&b'\n') && Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => response.extend_from_slice(&buf[..n]),
+        }
+    }
     let text = String::from_utf8_lossy(&response);
     text.lines().next().unwrap_or("").to_owned()
 }
@@ -251,8 +260,10 @@ fn requests_that_break_the_rules_get_their_4xx_and_streams_go_on() {
             "400",
         ),
         (
+            // A stream ignores a pair it cannot decode, as cscore does (tests/http_streams.rs);
+            // a change of settings refuses it.
             "bad escape",
-            b"GET /cam.mjpg?fps=%G1 HTTP/1.1\r\n\r\n".to_vec(),
+            b"GET /?action=command&fps=%G1 HTTP/1.1\r\n\r\n".to_vec(),
             "400",
         ),
     ];
