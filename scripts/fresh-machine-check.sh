@@ -58,7 +58,9 @@
 #     the image's snapshot; packages from outside Debian are absent (google-cloud-cli,
 #     kubectl, nodejs/npm; under /usr/local the docker client, postgres, terraform).
 #   - The Rust toolchain and pyenv are the host's as they are now (checked: no pip
-#     package in 3.11.7 beyond the image's list, no rustup target beyond x86_64), and
+#     package in 3.11.7 beyond the image's list), less what sessions add there that a
+#     new machine lacks: targets beyond the host's (removed in the run's layer) and
+#     `cargo install`ed binaries (hidden), and
 #     ~/.cargo/registry holds the crates the host has downloaded: cargo fetches less,
 #     but builds everything.
 #   - The session machinery's ~/.gitconfig, ~/.npmrc and ~/.config are absent.
@@ -272,7 +274,9 @@ mnt -t overlay overlay -o "lowerdir=$rootfs,upperdir=$run/upper,workdir=$run/wor
 for d in .rustup .cargo .pyenv; do
     [ -d "/root/$d" ] || continue
     mkdir -p "$run/$d-upper" "$run/$d-work"
-    mnt -t overlay overlay -o "lowerdir=/root/$d,upperdir=$run/$d-upper,workdir=$run/$d-work" "$root/root/$d"
+    # redirect_dir: rustup renames directories of the lower layer (target remove).
+    mnt -t overlay overlay -o "redirect_dir=on,lowerdir=/root/$d,upperdir=$run/$d-upper,workdir=$run/$d-work" \
+        "$root/root/$d"
 done
 # Binaries `cargo install` put on the host are not on a new machine.
 if [ -f "$root/root/.cargo/.crates.toml" ]; then
@@ -316,6 +320,17 @@ if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
     "${inside[@]}" update-ca-certificates >"$run/update-ca-certificates.log" 2>&1 ||
         { cat "$run/update-ca-certificates.log" >&2; die "update-ca-certificates failed in the chroot"; }
 fi
+# A new machine's toolchains have the host's own target only; others that a session
+# added to the host (`rustup target add`) are removed here, in the run's layer.
+# shellcheck disable=SC2016  # (expanded inside)
+"${inside[@]}" bash -c '
+    host=$(rustc -vV | sed -n "s/^host: //p")
+    for tc in $(rustup toolchain list | cut -d" " -f1); do
+        for t in $(rustup "+$tc" target list --installed 2>/dev/null); do
+            [ "$t" = "$host" ] || rustup "+$tc" target remove "$t" || exit 1
+        done
+    done' >"$run/rustup-targets.log" 2>&1 ||
+    { cat "$run/rustup-targets.log" >&2; die "could not reset the chroot's rustup targets"; }
 if [ "$shell" = 1 ]; then
     log "a shell in the fresh chroot (the clone is /work/ci/frcstream); exit to unmount"
     "${inside[@]}" bash -l
