@@ -13,13 +13,14 @@
 #     --keep          keep the run's writable layer (the clone, target/, ~/.cache) afterwards
 #     --image-only    build (or check) the cached root file system, run nothing
 #     --shell         an interactive shell in the fresh chroot instead of .ci/run
-#     --timeout SECS  end the run after SECS (default 5400: CI's 90 minutes)
+#     --timeout SECS  end the run after SECS (default 5400: CI's 90 minutes), at once: its
+#                     PID namespace ends with everything in it (exit status 137)
 #     --target-dir D  set CARGO_TARGET_DIR=D inside (default: unset, as CI has it: the
 #                     fresh clone's own target/ is fresh)
 # Needs root (debootstrap, mounts, chroot), debootstrap and a reachable Debian mirror.
 # Prints the log's path first; at the end the exit status of .ci/run, its wall time, and
 # the lines that tell how it went (preflight, `test result:`, FAILED, SKIPPED, panics).
-# Exit status: that of .ci/run (124 on timeout); 2 for bad arguments or a setup failure.
+# Exit status: that of .ci/run (137 on timeout); 2 for bad arguments or a setup failure.
 #
 # How it is made
 #   The root file system (cached as <cache>/rootfs-<key>, key = IMAGE_VERSION + the
@@ -344,7 +345,7 @@ set +e
 {
     echo "# fresh-machine-check: $repo $ref = $commit, image $(cat "$rootfs/.fresh-machine-image")"
     echo "# started $(date -u +%FT%TZ)"
-    nice -n 10 timeout --kill-after=30 "$timeout_secs" "${inside[@]}" \
+    nice -n 10 timeout --signal=KILL "$timeout_secs" "${inside[@]}" \
         bash -c 'cd /work/ci/frcstream && exec bash .ci/run' </dev/null 2>&1
 } >"$logfile" 2>&1
 status=$?
