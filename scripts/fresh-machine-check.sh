@@ -50,7 +50,7 @@
 #   - Same: the kernel and /dev (bind-mounted: /dev/kvm, /dev/net/tun, /dev/shm), there is
 #     no /lib/modules on either; the network (the host's: only package registries); root;
 #     systemd is installed but is not PID 1 on either (the machine's PID 1 is the
-#     sandbox's init; in the chroot it is the run's own shell, in a PID namespace where
+#     sandbox's own init, process_api; in the chroot it is the run's own shell, in a PID namespace where
 #     the other engineers' processes are not visible).
 #   - /proc and /sys are mounted fresh; /run is the image's own directory (on the
 #     machine it is a plain directory too, not a tmpfs), so `ip netns` and qemu find it
@@ -60,10 +60,13 @@
 #     kubectl, nodejs/npm; under /usr/local the docker client, postgres, terraform).
 #   - The Rust toolchain and pyenv are the host's as they are now (checked: no pip
 #     package in 3.11.7 beyond the image's list), less what sessions add there that a
-#     new machine lacks: targets beyond the host's (removed in the run's layer) and
-#     `cargo install`ed binaries (hidden), and
-#     ~/.cargo/registry holds the crates the host has downloaded: cargo fetches less,
-#     but builds everything.
+#     new machine lacks: rustup targets beyond the host's (removed in the run's layer)
+#     and `cargo install`ed binaries (hidden). ~/.cargo/registry holds the crates the
+#     host has downloaded: cargo fetches less, but builds everything. The host's
+#     directories are the overlays' lower layers, read live: a session that changes
+#     them during a run may show through.
+#   - The CPU is shared with whatever else runs on the host: timing-sensitive tests
+#     (fps, VM boots under TCG) run slower than on CI's own machine.
 #   - The session machinery's ~/.gitconfig, ~/.npmrc and ~/.config are absent.
 #   - The hostname, /etc/hosts and /etc/resolv.conf are the host's (copied), and so are
 #     the CA certificates under /usr/local/share/ca-certificates (the image's and the
@@ -98,7 +101,7 @@ while [ $# -gt 0 ]; do
         --shell) shell=1; shift ;;
         --timeout) timeout_secs=$2; shift 2 ;;
         --target-dir) target_dir=$2; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^# Exit status/p' "$0"; exit 0 ;;
         -*) echo "fresh-machine-check: unknown option $1" >&2; exit 2 ;;
         *) ref=$1; shift ;;
     esac
