@@ -241,8 +241,14 @@ fn requests_that_break_the_rules_get_their_4xx_and_streams_go_on() {
             "411",
         ),
         (
-            "chunked body",
-            b"POST /cam HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            "length and chunked at once",
+            b"POST /cam HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec(),
+            "400",
+        ),
+        (
+            "unknown transfer coding",
+            b"POST /cam HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(),
             "501",
         ),
         (
