@@ -17,8 +17,8 @@ fn client_count(address: SocketAddr) -> u64 {
         .expect("clients")
 }
 
-/// Waits until the server counts `count` clients: those that left are noticed at the
-/// next frame written to them.
+/// Waits until the server counts `count` clients (those that left are noticed when their
+/// socket hangs up).
 fn wait_for_clients(address: SocketAddr, count: u64) {
     let deadline = Instant::now() + Duration::from_secs(3);
     while client_count(address) != count {

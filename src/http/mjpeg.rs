@@ -59,12 +59,16 @@ pub fn stream_head() -> String {
 /// Streams `camera` to `out` until the client goes away, the write times out (a stalled
 /// client), or the server stops. The slot's sender (`sender.rs`) sends the frames; this
 /// thread sends the first one, and finishes parts the socket could not take at once.
-pub fn stream(
+///
+/// `watch` is called with the client once it exists and returns a guard held while the
+/// stream lasts (the server watches the socket for hang-up with it).
+pub fn stream<G>(
     out: &mut TcpStream,
     camera: &Arc<Camera>,
     params: &StreamParams,
     client: &Arc<ClientStats>,
     stop: &AtomicBool,
+    watch: impl FnOnce(&Arc<Client>) -> G,
 ) -> io::Result<()> {
     // The camera's own frames, or a variant at the size and quality this client asks for.
     let variant = match variant_key(params, camera) {
@@ -111,6 +115,7 @@ pub fn stream(
         wake: Condvar::new(),
         delivered: Box::new(delivered),
     });
+    let _watch = watch(&me);
     let _subscription = sender::subscribe(slot, &me)?;
     catch_up(&me, slot)?;
     loop {
