@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use frcstream::config::{self, Config};
 use frcstream::{Streamer, streamer::StartError};
@@ -139,6 +140,15 @@ fn main() -> ExitCode {
         Command::Run { config } => config,
     };
     init_logging();
+    // Before anything slow: SIGTERM is honoured at any point of start-up.
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    if let Err(e) = ctrlc::set_handler(move || {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        let _ = stop_tx.try_send(());
+    }) {
+        log::error!("cannot install the signal handler: {e}");
+        return ExitCode::from(EXIT_START);
+    }
     let (config, origin) = match load_config(config_path) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -147,19 +157,19 @@ fn main() -> ExitCode {
         }
     };
     log::info!("{origin}");
-    run(&config)
+    run(&config, &stop_rx)
 }
 
-fn run(config: &Config) -> ExitCode {
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
-    if let Err(e) = ctrlc::set_handler(move || {
-        let _ = stop_tx.try_send(());
-    }) {
-        log::error!("cannot install the signal handler: {e}");
-        return ExitCode::from(EXIT_START);
-    }
-    let streamer = match Streamer::start(config) {
+/// Set by the Ctrl-C/SIGTERM handler; start-up looks at it between cameras.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn run(config: &Config, stop_rx: &crossbeam_channel::Receiver<()>) -> ExitCode {
+    let streamer = match Streamer::start_unless(config, &INTERRUPTED) {
         Ok(streamer) => streamer,
+        Err(StartError::Interrupted) => {
+            log::info!("stopped during start-up");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             log::error!("{e}");
             let code = match e {
@@ -189,7 +199,7 @@ fn run(config: &Config) -> ExitCode {
         log::info!("open {url}");
     }
     // READY=1 for systemd, and its watchdog pings while the capture threads make progress.
-    frcstream::systemd::supervise(&streamer, &stop_rx);
+    frcstream::systemd::supervise(&streamer, stop_rx);
     log::info!("stopping");
     streamer.stop();
     ExitCode::SUCCESS

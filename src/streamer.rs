@@ -33,6 +33,8 @@ pub enum StartError {
     Thread(std::io::Error),
     #[error("NetworkTables: {0}")]
     NetworkTables(#[source] NtError),
+    #[error("stopped during start-up (signal)")]
+    Interrupted,
 }
 
 pub struct Streamer {
@@ -49,17 +51,37 @@ pub struct Streamer {
 impl Streamer {
     /// Opens every camera's source, starts the capture threads and the HTTP server.
     pub fn start(config: &Config) -> Result<Streamer, StartError> {
+        Streamer::start_unless(config, &AtomicBool::new(false))
+    }
+
+    /// [`Streamer::start`], giving up as soon as `interrupted` is set (SIGTERM during
+    /// start-up): what was started is stopped and [`StartError::Interrupted`] returned.
+    pub fn start_unless(config: &Config, interrupted: &AtomicBool) -> Result<Streamer, StartError> {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut cameras = Vec::new();
+        let mut cameras: Vec<Arc<Camera>> = Vec::new();
         let mut pushed = HashMap::new();
         let mut capture_threads = Vec::new();
+        let give_up = |cameras: &[Arc<Camera>], threads: &mut Vec<JoinHandle<()>>| {
+            stop.store(true, Ordering::SeqCst);
+            for camera in cameras {
+                camera.slot.close();
+            }
+            join_for_a_while(threads);
+            StartError::Interrupted
+        };
         for camera_config in &config.cameras {
+            if interrupted.load(Ordering::SeqCst) {
+                return Err(give_up(&cameras, &mut capture_threads));
+            }
             let camera = Arc::new(Camera::new(camera_config));
             let (source, connected) = open_source(camera_config, &camera, &mut pushed)?;
             let thread = capture::spawn(Arc::clone(&camera), source, connected, Arc::clone(&stop))
                 .map_err(StartError::Thread)?;
             capture_threads.push(thread);
             cameras.push(camera);
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(give_up(&cameras, &mut capture_threads));
         }
         let address = SocketAddr::new(config.server.bind, config.server.port);
         let limits = Limits {
@@ -193,14 +215,20 @@ impl Streamer {
         for (_, server) in &mut self.camera_servers {
             server.stop();
         }
-        let deadline = Instant::now() + Duration::from_millis(900);
-        for thread in self.capture_threads.drain(..) {
-            while !thread.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if thread.is_finished() {
-                let _ = thread.join();
-            }
+        join_for_a_while(&mut self.capture_threads);
+    }
+}
+
+/// Joins the capture threads that end within about a second (a thread stuck in a driver
+/// call is left behind rather than waited for).
+fn join_for_a_while(threads: &mut Vec<JoinHandle<()>>) {
+    let deadline = Instant::now() + Duration::from_millis(900);
+    for thread in threads.drain(..) {
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
         }
     }
 }
