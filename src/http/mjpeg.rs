@@ -72,7 +72,7 @@ pub fn stream<G>(
 ) -> io::Result<()> {
     // The camera's own frames, or a variant at the size and quality this client asks for.
     let variant = match variant_key(params, camera) {
-        Some(key) => Some(Variants::subscribe(camera, key)?),
+        Some(key) => Variants::subscribe(camera, key)?,
         None => None,
     };
     let slot = variant.as_ref().map_or(&camera.slot, |v| &v.slot);
@@ -182,11 +182,13 @@ fn first_frame_floor(slot: &FrameSlot) -> u64 {
 
 /// The variant a client's parameters ask for, or `None` for the camera's own frames:
 /// `resolution=` other than the camera's size, or `compression=` 0–100 (-1 is the
-/// camera's own JPEG).
+/// camera's own JPEG). A size is clamped to the camera's, each side on its own: upscaling
+/// costs a core per client and shows nothing more.
 pub fn variant_key(params: &StreamParams, camera: &Camera) -> Option<VariantKey> {
     let mode = camera.mode();
     let size = params
         .resolution
+        .map(|(w, h)| (w.min(mode.width), h.min(mode.height)))
         .filter(|&size| size != (mode.width, mode.height));
     let quality = match params.compression {
         None | Some(-1) => None,
