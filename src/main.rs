@@ -113,6 +113,7 @@ fn load_config(explicit: Option<PathBuf>) -> Result<(Config, String), config::Co
 }
 
 fn main() -> ExitCode {
+    frcstream::memory::configure();
     let command = match parse_args(std::env::args().skip(1)) {
         Ok(command) => command,
         Err(message) => {

@@ -137,7 +137,12 @@ impl Variants {
         std::thread::Builder::new()
             .name(format!("variant-{}", camera.name))
             .stack_size(256 * 1024)
-            .spawn(move || run(&thread_camera, &weak, &slot, key))?;
+            .spawn(move || {
+                run(&thread_camera, &weak, &slot, key);
+                // The transcoder's buffers are freed; the slot's last frame goes with `slot`.
+                drop(slot);
+                crate::memory::want_trim();
+            })?;
         live.push(Arc::downgrade(&variant));
         Ok(Some(variant))
     }

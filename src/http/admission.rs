@@ -45,6 +45,8 @@ pub const MAX_PENDING_PER_ADDRESS: usize = 64;
 pub const HEAD_DEADLINE: Duration = request::REQUEST_DEADLINE;
 /// Connections taken from the kernel's queue per turn of the loop.
 const ACCEPT_BATCH: usize = 64;
+/// At most one `malloc_trim` this often (`memory.rs`).
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 /// The loop looks at the stop flag at least this often.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -192,9 +194,15 @@ pub(super) fn run(listener: &TcpListener, woken: &UnixStream, shared: &Arc<Share
     let mut pending: Vec<Pending> = Vec::new();
     let mut fds: Vec<libc::pollfd> = Vec::new();
     let mut last_error_log: Option<Instant> = None;
+    let mut last_trim = Instant::now();
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             return;
+        }
+        // Memory freed by streams and variants that ended goes back to the system.
+        if last_trim.elapsed() >= TRIM_INTERVAL {
+            crate::memory::trim_if_wanted();
+            last_trim = Instant::now();
         }
         let returned = std::mem::take(&mut *lock(&shared.hub.returned));
         for parked in returned {

@@ -432,6 +432,7 @@ fn serve_stream(
             Err(e) => e.to_string(),
         }
     );
+    crate::memory::want_trim();
     // A client that went away is the normal end of a stream, not an error.
     Ok(())
 }
