@@ -36,12 +36,13 @@
 
 pub mod camera_publisher;
 mod client;
+mod log_limit;
 mod protocol;
 mod value;
 
 pub use camera_publisher::{CameraPublisher, NtCamera};
 pub(crate) use client::parse_server;
-pub use client::{NtClient, NtClientConfig, NtProtocol, NtUpdate};
+pub use client::{MAX_ANNOUNCED, NtClient, NtClientConfig, NtProtocol, NtUpdate};
 pub use value::{NtType, NtValue};
 
 /// Errors of the client's API. Connection problems are not errors of any call: the client
