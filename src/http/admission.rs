@@ -61,7 +61,8 @@ pub(super) struct Parked {
 struct Watch {
     id: u64,
     fd: RawFd,
-    client: Weak<Client>,
+    /// The stream's client, once its stream has started.
+    client: Option<Weak<Client>>,
     place: Arc<StreamPlace>,
 }
 
@@ -107,15 +108,16 @@ impl Hub {
         lock(&self.returned).clear();
     }
 
-    /// Watches the client's socket for hang-up while the guard lives: when the client closes its end,
-    /// the stream of `client` fails at once, whether or not a frame is being written.
-    /// Its stream place is released at that moment too.
-    pub fn watch(&self, client: &Arc<Client>, place: Arc<StreamPlace>) -> WatchGuard<'_> {
+    /// Watches a stream's socket for hang-up while the guard lives, from before the
+    /// stream's first byte: when the client closes its end, `place` is released at that
+    /// moment, and the stream (its client attached with [`WatchGuard::attach`]) fails at
+    /// once, whether or not a frame is being written.
+    pub fn watch(&self, socket: &TcpStream, place: Arc<StreamPlace>) -> WatchGuard<'_> {
         let id = self.next_watch.fetch_add(1, Ordering::Relaxed);
         lock(&self.watches).push(Watch {
             id,
-            fd: client.socket.as_raw_fd(),
-            client: Arc::downgrade(client),
+            fd: socket.as_raw_fd(),
+            client: None,
             place,
         });
         self.wake();
@@ -127,6 +129,21 @@ impl Hub {
 pub struct WatchGuard<'a> {
     hub: &'a Hub,
     id: u64,
+}
+
+impl WatchGuard<'_> {
+    /// The stream's client now exists: a hang-up ends it. If the client hung up already,
+    /// it ends now.
+    pub fn attach(&self, client: &Arc<Client>) {
+        let mut watches = lock(&self.hub.watches);
+        match watches.iter_mut().find(|w| w.id == self.id) {
+            Some(watch) => watch.client = Some(Arc::downgrade(client)),
+            None => {
+                drop(watches);
+                hang_up(client);
+            }
+        }
+    }
 }
 
 impl Drop for WatchGuard<'_> {
@@ -172,8 +189,13 @@ pub(super) fn end_hung_up_streams(shared: &Shared, timeout_ms: libc::c_int) {
         index += 1;
         if gone {
             shared.release_place(&watch.place);
-            if let Some(client) = watch.client.upgrade() {
-                hang_up(&client);
+            match watch.client.as_ref().and_then(Weak::upgrade) {
+                Some(client) => hang_up(&client),
+                // Not streaming yet: its first write fails.
+                // SAFETY: the descriptor is open while its watch exists (held locked).
+                None => unsafe {
+                    libc::shutdown(watch.fd, libc::SHUT_RDWR);
+                },
             }
         }
         !gone

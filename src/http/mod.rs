@@ -420,9 +420,13 @@ fn serve_stream(
         bytes: RateCounter::default(),
     });
     log::debug!("{peer}: streaming {} ({})", camera.name, client.path);
+    // Watched from before the stream's first byte: a client that reads the head and
+    // leaves frees its place at once.
+    let watch = shared.hub.watch(stream, Arc::clone(&place));
     let result = mjpeg::stream(stream, camera, params, &client, &shared.stop, |me| {
-        shared.hub.watch(me, Arc::clone(&place))
+        watch.attach(me)
     });
+    drop(watch);
     log::debug!(
         "{peer}: stream of {} ended after {} frames: {}",
         camera.name,
