@@ -419,6 +419,13 @@ fn advance(mut connection: Pending, closed: bool, shared: &Arc<Shared>) -> Optio
         }
         // Gone before finishing (or between requests): nobody to answer.
         Ok(None) if closed => None,
+        // Cannot happen (the parser decides before), but a full buffer must never be
+        // polled again: it would be readable forever.
+        Ok(None) if connection.buffer.len() >= MAX_REQUEST_BYTES => {
+            let too_large = request::ReadError::BodyTooLarge(connection.buffer.len());
+            answer(&mut connection.stream, &too_large);
+            None
+        }
         Ok(None) => Some(connection),
         Err(e) => {
             log::debug!("{}: {e:?}", connection.peer);
