@@ -156,7 +156,7 @@ fn rss_after_1000_churn_cycles_stays_within_2_mib_of_the_baseline() {
     }
     settle(server.address);
     let after_variants = rss_kib(pid);
-    println!("after 120 variant clients: RSS {after_variants} KiB");
+    println!("after 144 variant clients: RSS {after_variants} KiB");
     let worst = after
         .iter()
         .copied()
