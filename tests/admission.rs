@@ -117,7 +117,24 @@ fn probe(address: SocketAddr, rounds: usize) -> (Duration, Duration) {
     (slowest_stream, slowest_snapshot)
 }
 
+/// The attack and the server share this process: 500 descriptors for the attack and up
+/// to ~300 for the server are close to a default soft limit of 1,024.
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit structure.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max.min(8192).max(limit.rlim_cur);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 fn check_lockout(trickle: bool) {
+    raise_descriptor_limit();
     let streamer = common::start_test_pattern();
     let address = streamer.local_addr();
     let attack = Attack::start(address, 500, trickle);
