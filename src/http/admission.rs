@@ -43,8 +43,12 @@ pub const MAX_PENDING_PER_ADDRESS: usize = 64;
 /// Time to send a whole request, head and body, counted from the accept (or from the end of
 /// the previous response on a kept-alive connection).
 pub const HEAD_DEADLINE: Duration = request::REQUEST_DEADLINE;
-/// Connections taken from the kernel's queue per turn of the loop.
-const ACCEPT_BATCH: usize = 64;
+/// Connections taken from the kernel's queue per turn of the loop. Fewer than an address
+/// may have pending: a connection accepted in one turn is still there to be read in the
+/// next, however many more the same address opens meanwhile.
+const ACCEPT_BATCH: usize = 32;
+const _: () =
+    assert!(ACCEPT_BATCH < MAX_PENDING_PER_ADDRESS && MAX_PENDING_PER_ADDRESS <= MAX_PENDING);
 /// At most one `malloc_trim` this often (`memory.rs`).
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 /// The loop looks at the stop flag at least this often.
