@@ -15,6 +15,15 @@ use toml::Spanned;
 use crate::controls::ControlValue;
 pub use crate::saved_settings::StateFileSetting;
 
+/// A config file larger than this is refused (a real one is a few kilobytes).
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// Cameras in one config; a coprocessor's USB bus carries four or so.
+pub const MAX_CAMERAS: usize = 16;
+/// Pixels per second one camera may be configured for: 1920x1080 at 60 fps.
+pub const MAX_CAMERA_PIXEL_RATE: u64 = 1920 * 1080 * 60;
+/// Pixels per second of all cameras together: two cameras at the largest rate.
+pub const MAX_TOTAL_PIXEL_RATE: u64 = 2 * MAX_CAMERA_PIXEL_RATE;
+
 /// Where `frcstream` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/frcstream/frcstream.toml";
 
@@ -188,6 +197,12 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read config {path}: {what}")]
+    NotAFile { path: PathBuf, what: String },
+    #[error(
+        "cannot read config {path}: it is over {MAX_CONFIG_BYTES} bytes; a config file is a few kilobytes"
+    )]
+    TooLarge { path: PathBuf },
     #[error("config {path}, {location}: {message}")]
     Invalid {
         path: PathBuf,
@@ -255,10 +270,50 @@ impl Config {
     }
 
     /// Reads and validates a configuration file.
+    ///
+    /// Only a regular file of at most [`MAX_CONFIG_BYTES`] is read: `/dev/zero`, a FIFO or
+    /// a directory fail at once with a message, never read forever.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        use std::io::Read;
+        let read_error = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
+        };
+        // O_NONBLOCK: opening a FIFO with no writer must not block; a regular file ignores it.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+                .map_err(read_error)?
+        };
+        let metadata = file.metadata().map_err(read_error)?;
+        if !metadata.is_file() {
+            let kind = metadata.file_type();
+            let what = if kind.is_dir() {
+                "it is a directory"
+            } else {
+                "it is a device, FIFO or socket"
+            };
+            return Err(ConfigError::NotAFile {
+                path: path.to_owned(),
+                what: format!("{what}, not a regular file"),
+            });
+        }
+        let mut bytes = Vec::new();
+        (&file)
+            .take(MAX_CONFIG_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|_| ConfigError::NotAFile {
+            path: path.to_owned(),
+            what: "it is not UTF-8 text".to_owned(),
         })?;
         Config::parse(&text, path)
     }
@@ -277,12 +332,12 @@ impl Config {
             )
         })?;
         let raw: RawConfig = serde_path_to_error::deserialize(document).map_err(|err| {
-            // A `Spanned` table shows up in the path as serde_spanned's private field.
-            let key = Some(err.path().to_string().replace(SPANNED_FIELD, "")).filter(|k| k != ".");
+            let key = Some(user_key(&err.path().to_string())).filter(|k| !k.is_empty());
             let inner = err.into_inner();
+            let value = inner.span().and_then(|span| text.get(span));
             invalid(
                 Location::at(text, inner.span(), key),
-                inner.message().to_owned(),
+                plain_message(inner.message(), value),
             )
         })?;
         raw.validate(text).map_err(|(span, key, message)| {
@@ -336,10 +391,50 @@ impl RawConfig {
                 "no camera configured: add at least one [[camera]] table".to_owned(),
             ));
         }
+        if let Some(extra) = self.cameras.get(MAX_CAMERAS) {
+            return Err((
+                extra.name.span(),
+                format!("camera[{MAX_CAMERAS}]"),
+                format!(
+                    "{} cameras configured; at most {MAX_CAMERAS} (each one is a capture thread and its buffers)",
+                    self.cameras.len()
+                ),
+            ));
+        }
         let mut cameras: Vec<CameraConfig> = Vec::with_capacity(self.cameras.len());
+        let mut total_rate = 0u64;
         for (index, raw) in self.cameras.into_iter().enumerate() {
             let key = |field: &str| format!("camera[{index}].{field}");
             let name_span = raw.name.span();
+            let fps = raw.fps.unwrap_or_else(default_fps);
+            let rate = u64::from(raw.width) * u64::from(raw.height) * u64::from(fps);
+            let mpx = |rate: u64| rate as f64 / 1e6;
+            if rate > MAX_CAMERA_PIXEL_RATE {
+                return Err((
+                    name_span,
+                    format!("camera[{index}]"),
+                    format!(
+                        "{}x{} at {} fps is {:.1} Mpixel/s, over the limit of {:.1} Mpixel/s per camera (1920x1080 at 60 fps): lower width, height or fps",
+                        raw.width,
+                        raw.height,
+                        fps,
+                        mpx(rate),
+                        mpx(MAX_CAMERA_PIXEL_RATE)
+                    ),
+                ));
+            }
+            total_rate += rate;
+            if total_rate > MAX_TOTAL_PIXEL_RATE {
+                return Err((
+                    name_span,
+                    format!("camera[{index}]"),
+                    format!(
+                        "cameras 0 to {index} together make {:.1} Mpixel/s, over the limit of {:.1} Mpixel/s for all cameras: lower sizes or fps",
+                        mpx(total_rate),
+                        mpx(MAX_TOTAL_PIXEL_RATE)
+                    ),
+                ));
+            }
             let name = raw.name.into_inner();
             check_camera_name(&name).map_err(|m| (name_span.clone(), key("name"), m))?;
             if let Some(first) = cameras.iter().position(|c| c.name == name) {
@@ -521,8 +616,74 @@ impl fmt::Display for NtServerSpec {
     }
 }
 
-/// How a `Spanned<table>` appears in serde paths (removed from error keys).
-const SPANNED_FIELD: &str = "$__serde_spanned_private_value.";
+/// How a `Spanned` value appears in serde paths (removed from error keys).
+const SPANNED_FIELD: &str = "$__serde_spanned_private_value";
+
+/// A serde path as the user wrote the key: without serde_spanned's private field.
+fn user_key(path: &str) -> String {
+    let key: Vec<&str> = path
+        .split('.')
+        .filter(|part| !part.is_empty() && *part != SPANNED_FIELD)
+        .collect();
+    key.join(".")
+}
+
+/// The TOML type of a value as written, for values serde names wrongly (a date is a "map"
+/// to serde).
+fn toml_type_name(value: &str) -> &'static str {
+    match value.trim().parse::<toml::value::Datetime>() {
+        Ok(datetime) => match (datetime.date, datetime.time) {
+            (Some(_), Some(_)) => "a date-time",
+            (Some(_), None) => "a date",
+            _ => "a time",
+        },
+        Err(_) => "a table",
+    }
+}
+
+/// serde's message with TOML's type names: "a table", "an array", "a date", "an integer".
+fn plain_message(message: &str, value: Option<&str>) -> String {
+    let found = |serde_name: &str| -> String {
+        match serde_name {
+            "map" => value.map_or("a table", toml_type_name).to_owned(),
+            "sequence" => "an array".to_owned(),
+            other => {
+                let (kind, shown) = other.split_once(' ').unwrap_or((other, ""));
+                let kind = match kind {
+                    "integer" => "an integer",
+                    "floating" => return format!("a float {}", shown.trim_start_matches("point ")),
+                    "boolean" => "a boolean",
+                    "string" => "a string",
+                    _ => return other.to_owned(),
+                };
+                format!("{kind} {shown}").trim_end().to_owned()
+            }
+        }
+    };
+    let expected = |serde_name: &str| -> String {
+        match serde_name {
+            "i64" | "u64" | "i32" | "u32" | "u16" | "u8" | "usize" => "an integer".to_owned(),
+            "a map" => "a table".to_owned(),
+            "a sequence" => "an array of tables".to_owned(),
+            other if other.starts_with("struct ") => "a table".to_owned(),
+            other => other.to_owned(),
+        }
+    };
+    if message == "wanted string or table" {
+        let found = value.map_or("something else", toml_type_name);
+        return format!("invalid type: {found}, expected a string");
+    }
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        if let Some((what, wanted)) = rest.rsplit_once(", expected ") {
+            return format!(
+                "invalid type: {}, expected {}",
+                found(what),
+                expected(wanted)
+            );
+        }
+    }
+    message.to_owned()
+}
 
 /// The default NetworkTables client name.
 pub const DEFAULT_NT_CLIENT_NAME: &str = "frcstream";
@@ -1018,5 +1179,103 @@ mod tests {
         let message = error_text(&format!("[networktables]\nteam = 1\nteem = 2\n{camera}"));
         assert!(message.contains("line 3"), "{message}");
         assert!(message.contains("teem"), "{message}");
+    }
+
+    #[test]
+    fn keys_are_as_written_and_types_are_named_as_toml_names_them() {
+        let message =
+            error_text("[[camera]]\nname = \"a\"\n[[camera]]\nname = \"b\"\nport = 1979-05-27\n");
+        assert!(!message.contains("serde"), "{message}");
+        assert!(message.contains("key `camera[1].port`"), "{message}");
+        assert!(message.contains("line 5"), "{message}");
+        assert!(
+            message.contains("invalid type: a date, expected an integer"),
+            "{message}"
+        );
+        let cases = [
+            (
+                "[[camera]]\nname = \"a\"\nfps = [1]\n",
+                "an array, expected an integer",
+            ),
+            ("[[camera]]\nname = \"a\"\nfps = 1.5\n", "a float `1.5`"),
+            (
+                "[[camera]]\nname = \"a\"\nport = {a = 1}\n",
+                "a table, expected an integer",
+            ),
+            (
+                "[server]\nread_only = 07:32:00\n[[camera]]\nname = \"a\"\n",
+                "a time, expected a boolean",
+            ),
+            (
+                "[[camera]]\nname = \"a\"\nformat = 1979-05-27T07:32:00Z\n",
+                "a date-time, expected a string",
+            ),
+            (
+                "server = 5\n[[camera]]\nname = \"a\"\n",
+                "an integer `5`, expected a table",
+            ),
+            ("[[camera]]\nname = 5\n", "key `camera[0].name`"),
+            (
+                "[networktables]\nteam = true\n[[camera]]\nname = \"a\"\n",
+                "a boolean `true`, expected an integer",
+            ),
+        ];
+        for (text, expected) in cases {
+            let message = error_text(text);
+            assert!(message.contains(expected), "{text:?}: {message}");
+            assert!(!message.contains("$__"), "{message}");
+        }
+    }
+
+    #[test]
+    fn cameras_and_pixel_rates_are_bounded() {
+        let many: String = (0..=MAX_CAMERAS)
+            .map(|i| format!("[[camera]]\nname = \"c{i}\"\nwidth = 160\nheight = 120\n"))
+            .collect();
+        let message = error_text(&many);
+        assert!(
+            message.contains(&format!("key `camera[{MAX_CAMERAS}]`")),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("line {}", 4 * MAX_CAMERAS + 2)),
+            "{message}"
+        );
+        let huge = "[[camera]]\nname = \"a\"\nwidth = 4096\nheight = 4096\nfps = 120\n";
+        let message = error_text(huge);
+        assert!(
+            message.contains("line 2, column 8, key `camera[0]`"),
+            "{message}"
+        );
+        assert!(message.contains("per camera"), "{message}");
+        let big = "[[camera]]\nname = \"a\"\nwidth = 1920\nheight = 1080\nfps = 60\n";
+        parse(big).expect("1080p60 is allowed");
+        let three = format!(
+            "{big}{}{}",
+            big.replace("\"a\"", "\"b\""),
+            big.replace("\"a\"", "\"c\"")
+        );
+        let message = error_text(&three);
+        assert!(message.contains("key `camera[2]`"), "{message}");
+        assert!(message.contains("for all cameras"), "{message}");
+    }
+
+    #[test]
+    fn only_a_regular_file_of_bounded_size_is_read() {
+        let started = std::time::Instant::now();
+        let message = Config::load(Path::new("/dev/zero"))
+            .expect_err("not a file")
+            .to_string();
+        assert!(message.contains("not a regular file"), "{message}");
+        let message = Config::load(Path::new("/tmp"))
+            .expect_err("a directory")
+            .to_string();
+        assert!(message.contains("directory"), "{message}");
+        let path = std::env::temp_dir().join(format!("frcstream-big-{}.toml", std::process::id()));
+        std::fs::write(&path, vec![b'#'; MAX_CONFIG_BYTES + 1]).expect("write");
+        let message = Config::load(&path).expect_err("too large").to_string();
+        let _ = std::fs::remove_file(&path);
+        assert!(message.contains("over 1048576 bytes"), "{message}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }

@@ -19,6 +19,7 @@ pub mod frame;
 pub mod frame_slot;
 pub mod http;
 pub mod jpeg;
+pub mod memory;
 pub mod net;
 pub mod networktables;
 pub mod no_signal;

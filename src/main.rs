@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use frcstream::config::{self, Config};
 use frcstream::saved_settings::{self, StateFileSetting};
@@ -138,6 +139,7 @@ fn load_config(explicit: Option<PathBuf>) -> Result<(Config, String), config::Co
 }
 
 fn main() -> ExitCode {
+    frcstream::memory::configure();
     let command = match parse_args(std::env::args().skip(1)) {
         Ok(command) => command,
         Err(message) => {
@@ -169,6 +171,15 @@ fn main() -> ExitCode {
         } => (config, state_file, forget),
     };
     init_logging();
+    // Before anything slow: SIGTERM is honoured at any point of start-up.
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    if let Err(e) = ctrlc::set_handler(move || {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        let _ = stop_tx.try_send(());
+    }) {
+        log::error!("cannot install the signal handler: {e}");
+        return ExitCode::from(EXIT_START);
+    }
     let (mut config, origin) = match load_config(config_path) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -185,7 +196,7 @@ fn main() -> ExitCode {
         Some(path) => StateFileSetting::Path(path),
         None => StateFileSetting::Off,
     };
-    run(&config)
+    run(&config, &stop_rx)
 }
 
 /// The state file this run uses (see `saved_settings::resolve_path`), absolute.
@@ -226,16 +237,16 @@ fn forget_settings(path: Option<&Path>) -> ExitCode {
     }
 }
 
-fn run(config: &Config) -> ExitCode {
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
-    if let Err(e) = ctrlc::set_handler(move || {
-        let _ = stop_tx.try_send(());
-    }) {
-        log::error!("cannot install the signal handler: {e}");
-        return ExitCode::from(EXIT_START);
-    }
-    let streamer = match Streamer::start(config) {
+/// Set by the Ctrl-C/SIGTERM handler; start-up looks at it between cameras.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn run(config: &Config, stop_rx: &crossbeam_channel::Receiver<()>) -> ExitCode {
+    let streamer = match Streamer::start_unless(config, &INTERRUPTED) {
         Ok(streamer) => streamer,
+        Err(StartError::Interrupted) => {
+            log::info!("stopped during start-up");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             log::error!("{e}");
             let code = match e {
@@ -265,7 +276,7 @@ fn run(config: &Config) -> ExitCode {
         log::info!("open {url}");
     }
     // READY=1 for systemd, and its watchdog pings while the capture threads make progress.
-    frcstream::systemd::supervise(&streamer, &stop_rx);
+    frcstream::systemd::supervise(&streamer, stop_rx);
     log::info!("stopping");
     streamer.stop();
     ExitCode::SUCCESS

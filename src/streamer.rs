@@ -34,6 +34,8 @@ pub enum StartError {
     Thread(std::io::Error),
     #[error("NetworkTables: {0}")]
     NetworkTables(#[source] NtError),
+    #[error("stopped during start-up (signal)")]
+    Interrupted,
 }
 
 pub struct Streamer {
@@ -52,12 +54,29 @@ pub struct Streamer {
 impl Streamer {
     /// Opens every camera's source, starts the capture threads and the HTTP server.
     pub fn start(config: &Config) -> Result<Streamer, StartError> {
+        Streamer::start_unless(config, &AtomicBool::new(false))
+    }
+
+    /// [`Streamer::start`], giving up as soon as `interrupted` is set (SIGTERM during
+    /// start-up): what was started is stopped and [`StartError::Interrupted`] returned.
+    pub fn start_unless(config: &Config, interrupted: &AtomicBool) -> Result<Streamer, StartError> {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut cameras = Vec::new();
+        let mut cameras: Vec<Arc<Camera>> = Vec::new();
         let mut pushed = HashMap::new();
         let mut capture_threads = Vec::new();
         let state_file = open_state_file(config);
+        let give_up = |cameras: &[Arc<Camera>], threads: &mut Vec<JoinHandle<()>>| {
+            stop.store(true, Ordering::SeqCst);
+            for camera in cameras {
+                camera.slot.close();
+            }
+            join_for_a_while(threads);
+            StartError::Interrupted
+        };
         for camera_config in &config.cameras {
+            if interrupted.load(Ordering::SeqCst) {
+                return Err(give_up(&cameras, &mut capture_threads));
+            }
             let camera = Arc::new(Camera::new(camera_config));
             if let Some(file) = &state_file {
                 saved_settings::restore_camera(file, &camera, camera_config);
@@ -67,6 +86,9 @@ impl Streamer {
                 .map_err(StartError::Thread)?;
             capture_threads.push(thread);
             cameras.push(camera);
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(give_up(&cameras, &mut capture_threads));
         }
         let settings_writer = match &state_file {
             Some(file) => Some(file.start_writer().map_err(StartError::Thread)?),
@@ -209,14 +231,20 @@ impl Streamer {
         if let Some(writer) = self.settings_writer.take() {
             writer.stop();
         }
-        let deadline = Instant::now() + Duration::from_millis(900);
-        for thread in self.capture_threads.drain(..) {
-            while !thread.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if thread.is_finished() {
-                let _ = thread.join();
-            }
+        join_for_a_while(&mut self.capture_threads);
+    }
+}
+
+/// Joins the capture threads that end within about a second (a thread stuck in a driver
+/// call is left behind rather than waited for).
+fn join_for_a_while(threads: &mut Vec<JoinHandle<()>>) {
+    let deadline = Instant::now() + Duration::from_millis(900);
+    for thread in threads.drain(..) {
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
         }
     }
 }

@@ -5,7 +5,13 @@
 //! its own, fed by a thread of its own that re-encodes each new frame of the camera once
 //! and shares the result with every client of that variant. An expensive variant only
 //! delays its own clients: the camera's slot and the other variants go on. A variant
-//! nobody watches any more ends with its last client.
+//! nobody watches any more ends with its last client, and its buffers with it.
+//!
+//! What clients can make a camera spend is bounded: a size is never larger than the
+//! camera's (`http/mjpeg.rs` clamps it), at most [`MAX_VARIANTS`] run at once, and their
+//! pixels together are at most [`MAX_VARIANT_PIXEL_FACTOR`] times the camera's own. A
+//! request beyond either gets the nearest variant already running (or the camera's own
+//! stream), with one log line.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -16,6 +22,12 @@ use serde::Serialize;
 use crate::camera::Camera;
 use crate::frame_slot::FrameSlot;
 use crate::transcode::Transcoder;
+
+/// Variants of one camera running at once.
+pub const MAX_VARIANTS: usize = 4;
+/// All variants of a camera together encode at most this many times the camera's own
+/// pixels per second (each variant runs at the camera's frame rate).
+pub const MAX_VARIANT_PIXEL_FACTOR: u64 = 2;
 
 /// What a variant is: a size (None: the camera's) and a quality (None: the camera's
 /// quality setting).
@@ -64,12 +76,55 @@ impl Variants {
         }
     }
 
-    /// The variant `key` of `camera`, started if nobody watches it yet.
-    pub fn subscribe(camera: &Arc<Camera>, key: VariantKey) -> std::io::Result<Arc<Variant>> {
+    /// The variant `key` of `camera`, started if nobody watches it yet. Beyond the caps,
+    /// the nearest variant running, or `None`: the camera's own stream is the nearest.
+    pub fn subscribe(
+        camera: &Arc<Camera>,
+        key: VariantKey,
+    ) -> std::io::Result<Option<Arc<Variant>>> {
         let mut live = camera.variants.lock();
         live.retain(|v| v.strong_count() > 0);
-        if let Some(existing) = live.iter().filter_map(Weak::upgrade).find(|v| v.key == key) {
-            return Ok(existing);
+        let running: Vec<Arc<Variant>> = live.iter().filter_map(Weak::upgrade).collect();
+        if let Some(existing) = running.iter().find(|v| v.key == key) {
+            return Ok(Some(Arc::clone(existing)));
+        }
+        let mode = camera.mode();
+        let own = (mode.width, mode.height);
+        let pixels = |key: &VariantKey| {
+            let (w, h) = key.size.unwrap_or(own);
+            u64::from(w) * u64::from(h)
+        };
+        let budget = MAX_VARIANT_PIXEL_FACTOR * u64::from(own.0) * u64::from(own.1);
+        let in_use: u64 = running.iter().map(|v| pixels(&v.key)).sum();
+        if running.len() >= MAX_VARIANTS || in_use + pixels(&key) > budget {
+            let quality = |key: &VariantKey| {
+                f64::from(key.quality.unwrap_or_else(|| camera.settings.quality()))
+            };
+            let distance = |other: &VariantKey| {
+                let (a, b) = (pixels(&key) as f64, pixels(other) as f64);
+                (a - b).abs() / a.max(b).max(1.0) + (quality(&key) - quality(other)).abs() / 100.0
+            };
+            let own_key = VariantKey {
+                size: None,
+                quality: None,
+            };
+            let nearest = running
+                .iter()
+                .min_by(|a, b| distance(&a.key).total_cmp(&distance(&b.key)))
+                .filter(|v| distance(&v.key) < distance(&own_key));
+            log::info!(
+                "{}: {} asked for; {} variants run with {:.1} Mpixel/s (at most {MAX_VARIANTS}, {:.1}): serving {} instead",
+                camera.name,
+                describe(&key, own),
+                running.len(),
+                (in_use * u64::from(mode.fps)) as f64 / 1e6,
+                (budget * u64::from(mode.fps)) as f64 / 1e6,
+                nearest.map_or_else(
+                    || "the camera's own stream".to_owned(),
+                    |v| describe(&v.key, own)
+                ),
+            );
+            return Ok(nearest.cloned());
         }
         let variant = Arc::new(Variant {
             key,
@@ -82,9 +137,14 @@ impl Variants {
         std::thread::Builder::new()
             .name(format!("variant-{}", camera.name))
             .stack_size(256 * 1024)
-            .spawn(move || run(&thread_camera, &weak, &slot, key))?;
+            .spawn(move || {
+                run(&thread_camera, &weak, &slot, key);
+                // The transcoder's buffers are freed; the slot's last frame goes with `slot`.
+                drop(slot);
+                crate::memory::want_trim();
+            })?;
         live.push(Arc::downgrade(&variant));
-        Ok(variant)
+        Ok(Some(variant))
     }
 
     /// The variants being watched now.
@@ -100,6 +160,15 @@ impl Variants {
                 encodes: v.encodes.load(Ordering::Relaxed),
             })
             .collect()
+    }
+}
+
+/// A variant as a log line says it.
+fn describe(key: &VariantKey, own: (u32, u32)) -> String {
+    let (w, h) = key.size.unwrap_or(own);
+    match key.quality {
+        Some(q) => format!("{w}x{h} at quality {q}"),
+        None => format!("{w}x{h}"),
     }
 }
 

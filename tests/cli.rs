@@ -66,12 +66,36 @@ fn bad_configs_exit_2_naming_the_file_the_line_and_the_key() {
             "server.port",
         ),
         ("syntax", "[[camera]\nname = \"cam\"\n", "line 1", "error"),
+        (
+            "date-port",
+            "[[camera]]\nname = \"cam\"\nport = 1979-05-27\n",
+            "line 3",
+            "key `camera[0].port`: invalid type: a date, expected an integer",
+        ),
+        (
+            "pixel-rate",
+            "[[camera]]\nname = \"cam\"\nwidth = 4096\nheight = 4096\nfps = 120\n",
+            "line 2",
+            "over the limit",
+        ),
     ];
+    let too_many: String = (0..17)
+        .map(|i| format!("[[camera]]\nname = \"c{i}\"\nwidth = 160\nheight = 120\n"))
+        .collect();
+    let cases = cases
+        .into_iter()
+        .map(|(n, t, l, k)| (n, t.to_owned(), l, k))
+        .chain([("too-many-cameras", too_many, "line 66", "camera[16]")]);
     for (name, text, line, key) in cases {
+        let text = text.as_str();
         let (code, printed) = run_with_config(name, text);
         assert_eq!(code, Some(2), "{name}: exit status; printed: {printed}");
         assert!(printed.contains(line), "{name}: names {line}: {printed}");
         assert!(printed.contains(key), "{name}: names {key}: {printed}");
+        assert!(
+            !printed.contains("$__"),
+            "{name}: keys as written: {printed}"
+        );
         assert!(
             printed.contains(&format!("cli-{}-{name}.toml", std::process::id())),
             "{name}: names the file: {printed}"
@@ -204,4 +228,62 @@ fn with_no_config_the_embedded_default_streams_cam() {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     assert_eq!(child.wait().expect("wait").code(), Some(0));
     let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn a_config_that_is_not_a_regular_file_fails_at_once() {
+    for (path, reason) in [("/dev/zero", "not a regular file"), ("/tmp", "directory")] {
+        let started = Instant::now();
+        let output = Command::new(BINARY)
+            .args(["--config", path])
+            .output()
+            .expect("run");
+        let printed = String::from_utf8_lossy(&output.stderr);
+        println!("{path}: {:?}: {}", started.elapsed(), printed.trim());
+        assert_eq!(output.status.code(), Some(2), "{printed}");
+        assert!(printed.contains(reason), "{printed}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
+
+/// SIGTERM at any moment of start-up ends the program promptly: before the config is read,
+/// while cameras start, or as the server starts.
+#[test]
+fn sigterm_during_start_up_is_honoured() {
+    let cameras: String = (0..16)
+        .map(|i| format!("[[camera]]\nname = \"c{i}\"\nwidth = 640\nheight = 480\n"))
+        .collect();
+    let path = temp_config(
+        "start-up",
+        &format!("[server]\nbind = \"127.0.0.1\"\nport = 0\n{cameras}"),
+    );
+    for delay_ms in [0u64, 2, 5, 10, 20, 40, 80] {
+        let mut child = Command::new(BINARY)
+            .arg("--config")
+            .arg(&path)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let sent = Instant::now();
+        // SAFETY: kill() with a pid we spawned.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if sent.elapsed() > Duration::from_secs(3) {
+                let _ = child.kill();
+                panic!("still running 3 s after SIGTERM sent {delay_ms} ms into start-up");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        println!(
+            "SIGTERM {delay_ms} ms into start-up: {status} after {:?}",
+            sent.elapsed()
+        );
+        // Killed by the signal before the handler was installed, or exit 0.
+        assert!(status.code().is_none_or(|c| c == 0), "{status}");
+    }
+    std::fs::remove_file(&path).ok();
 }

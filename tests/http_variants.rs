@@ -170,3 +170,94 @@ fn each_variant_is_encoded_once_per_frame_for_all_its_clients() {
     assert_eq!(variants.as_array().map(Vec::len), Some(0), "{variants}");
     streamer.stop();
 }
+
+fn variant_sizes(address: SocketAddr) -> Vec<(u64, u64)> {
+    common::stats(address)["cameras"][0]["variants"]
+        .as_array()
+        .expect("variants")
+        .iter()
+        .map(|v| {
+            (
+                v["width"].as_u64().unwrap_or(640),
+                v["height"].as_u64().unwrap_or(480),
+            )
+        })
+        .collect()
+}
+
+/// Issue 15, finding 4: `resolution=4096x4096` on a 640x480 camera upscaled every frame
+/// (a core per client). A size is clamped to the camera's, side by side, not refused.
+#[test]
+fn sizes_beyond_the_cameras_are_clamped_to_it() {
+    let streamer = common::start_test_pattern();
+    let address = streamer.local_addr();
+    for (params, size) in [
+        ("resolution=4096x4096", (640, 480)),
+        ("resolution=1280x240", (640, 240)),
+        ("resolution=4096x4096&compression=30", (640, 480)),
+    ] {
+        let path = format!("/cam.mjpg?{params}");
+        let mut stream = MjpegStream::open(address, &path).expect("stream");
+        let part = stream.next_part().expect("frame");
+        assert_eq!(common::decoded_size(&part.jpeg), size, "{path}");
+        for (w, h) in variant_sizes(address) {
+            assert!(w <= 640 && h <= 480, "{path}: a {w}x{h} variant runs");
+        }
+    }
+    streamer.stop();
+}
+
+/// At most 4 variants per camera, and their pixels at most twice the camera's: a request
+/// beyond gets the nearest variant running. Variants end with their last client.
+#[test]
+fn variants_per_camera_are_capped_and_the_nearest_is_served_beyond() {
+    let streamer = common::start_test_pattern();
+    let address = streamer.local_addr();
+    let sizes = [
+        (320, 240),
+        (160, 120),
+        (480, 360),
+        (200, 150),
+        (400, 300),
+        (168, 126),
+    ];
+    let mut streams = Vec::new();
+    for (w, h) in sizes {
+        let path = format!("/cam.mjpg?resolution={w}x{h}");
+        let mut stream = MjpegStream::open(address, &path).expect("stream");
+        let got = common::decoded_size(&stream.next_part().expect("frame").jpeg);
+        println!("asked {w}x{h}, got {got:?}");
+        streams.push((stream, (w, h), got));
+    }
+    let running = variant_sizes(address);
+    println!("variants running: {running:?}");
+    assert!(running.len() <= 4, "{running:?}");
+    // The first four got what they asked for; the fifth and sixth the nearest running.
+    for (_, asked, got) in &streams[..4] {
+        assert_eq!(*got, *asked);
+    }
+    assert_eq!(streams[4].2, (480, 360), "400x300 is nearest to 480x360");
+    assert_eq!(streams[5].2, (160, 120), "168x126 is nearest to 160x120");
+    drop(streams);
+
+    // Pixels: two more full-size qualities fit beside nothing else, a third does not.
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut streams = Vec::new();
+    for quality in [10, 20, 30] {
+        let path = format!("/cam.mjpg?compression={quality}");
+        let mut stream = MjpegStream::open(address, &path).expect("stream");
+        stream.next_part().expect("frame");
+        streams.push(stream);
+    }
+    let running = common::stats(address)["cameras"][0]["variants"].clone();
+    assert_eq!(running.as_array().map(Vec::len), Some(2), "{running}");
+    drop(streams);
+
+    // Buffers go with the variant: none is left once its clients are gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !variant_sizes(address).is_empty() {
+        assert!(Instant::now() < deadline, "variants outlived their clients");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    streamer.stop();
+}

@@ -693,3 +693,110 @@ fn retained_values_follow_the_server_across_reconnects() {
         "the client did not re-send the rebooted server's value"
     );
 }
+
+/// CPU time (user + system) of this process's thread named `name`, in clock ticks.
+fn thread_cpu_ticks(name: &str) -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        return Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?);
+    }
+    None
+}
+
+/// Issue 15: a million announcements took RSS from 33 to 226 MB. Only topics under the
+/// client's subscriptions (or its own) are kept, and at most `MAX_ANNOUNCED` of those.
+#[test]
+fn announcements_outside_the_subscriptions_are_not_kept() {
+    init_log();
+    let port = fake_server("v4.1.networktables.first.wpi.edu", move |_, ws| {
+        use tungstenite::Message;
+        let announce = |name: String, id: usize| {
+            format!(
+                r#"{{"method":"announce","params":{{"name":"{name}","id":{id},"type":"int","properties":{{}}}}}}"#
+            )
+        };
+        for batch in 0..100 {
+            let frame: Vec<String> = (0..1000)
+                .map(|i| announce(format!("/junk/{batch}/{i}"), 10 + batch * 1000 + i))
+                .collect();
+            if ws
+                .send(Message::text(format!("[{}]", frame.join(","))))
+                .is_err()
+            {
+                return;
+            }
+        }
+        let wanted: Vec<String> = (0..5000)
+            .map(|i| announce(format!("/cfg/{i}"), 200_000 + i))
+            .collect();
+        let _ = ws.send(Message::text(format!("[{}]", wanted.join(","))));
+        // A value for the first wanted topic (id 200000, int 42).
+        let _ = ws.send(Message::binary(vec![
+            0x94, 0xce, 0x00, 0x03, 0x0d, 0x40, 0x05, 0x02, 0x2a,
+        ]));
+        let _ = ws
+            .get_mut()
+            .set_read_timeout(Some(Duration::from_millis(50)));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match ws.read() {
+                Ok(_) | Err(tungstenite::Error::Io(_)) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let nt = client(port, "victim");
+    let rx = nt.subscribe(&["/cfg/"]);
+    let value = recv_topic(&rx, "/cfg/0", SOON).expect("the wanted topic's value");
+    assert_eq!(value.value, NtValue::Int(42));
+    let kept = nt.announced_topics();
+    println!("100,000 unwanted and 5,000 wanted announcements: {kept} topics kept");
+    assert_eq!(kept, frcstream::networktables::MAX_ANNOUNCED);
+    nt.stop();
+}
+
+/// Issue 15: a server flooding pings and never reading cost the client 88% of a core.
+/// Pings are read (and answered) at a bounded rate.
+#[test]
+fn a_ping_flood_costs_the_client_little() {
+    init_log();
+    let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(1);
+    let port = fake_server("v4.1.networktables.first.wpi.edu", move |n, ws| {
+        if n > 0 {
+            return;
+        }
+        let _ = go_tx.send(());
+        let _ = ws.get_mut().set_nonblocking(true);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            match ws.write(tungstenite::Message::Ping(Default::default())) {
+                Ok(()) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let _ = ws.flush();
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    let nt = client(port, "victim");
+    go_rx.recv_timeout(SOON).expect("connected");
+    thread::sleep(Duration::from_millis(100));
+    let before = thread_cpu_ticks("nt4-client").expect("the client thread");
+    thread::sleep(Duration::from_millis(1500));
+    let after = thread_cpu_ticks("nt4-client").expect("the client thread");
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let busy = (after - before) as f64 / ticks_per_second / 1.5;
+    println!(
+        "client thread during a ping flood: {:.0}% of a core",
+        busy * 100.0
+    );
+    assert!(busy < 0.3, "{:.0}% of a core", busy * 100.0);
+    nt.stop();
+}

@@ -17,8 +17,8 @@ fn client_count(address: SocketAddr) -> u64 {
         .expect("clients")
 }
 
-/// Waits until the server counts `count` clients: those that left are noticed at the
-/// next frame written to them.
+/// Waits until the server counts `count` clients (those that left are noticed when their
+/// socket hangs up).
 fn wait_for_clients(address: SocketAddr, count: u64) {
     let deadline = Instant::now() + Duration::from_secs(3);
     while client_count(address) != count {
@@ -250,8 +250,14 @@ fn requests_that_break_the_rules_get_their_4xx_and_streams_go_on() {
             "411",
         ),
         (
-            "chunked body",
-            b"POST /cam HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            "length and chunked at once",
+            b"POST /cam HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec(),
+            "400",
+        ),
+        (
+            "unknown transfer coding",
+            b"POST /cam HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(),
             "501",
         ),
         (

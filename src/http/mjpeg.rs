@@ -58,16 +58,20 @@ pub fn stream_head() -> String {
 /// Streams `camera` to `out` until the client goes away, the write times out (a stalled
 /// client), or the server stops. The slot's sender (`sender.rs`) sends the frames; this
 /// thread sends the first one, and finishes parts the socket could not take at once.
-pub fn stream(
+///
+/// `watch` is called with the client once it exists and returns a guard held while the
+/// stream lasts (the server watches the socket for hang-up with it).
+pub fn stream<G>(
     out: &mut TcpStream,
     camera: &Arc<Camera>,
     params: &StreamParams,
     client: &Arc<ClientStats>,
     stop: &AtomicBool,
+    watch: impl FnOnce(&Arc<Client>) -> G,
 ) -> io::Result<()> {
     // The camera's own frames, or a variant at the size and quality this client asks for.
     let variant = match variant_key(params, camera) {
-        Some(key) => Some(Variants::subscribe(camera, key)?),
+        Some(key) => Variants::subscribe(camera, key)?,
         None => None,
     };
     let slot = variant.as_ref().map_or(&camera.slot, |v| &v.slot);
@@ -104,6 +108,7 @@ pub fn stream(
         wake: Condvar::new(),
         delivered: Box::new(delivered),
     });
+    let _watch = watch(&me);
     let _subscription = sender::subscribe(slot, &me)?;
     catch_up(&me, slot)?;
     loop {
@@ -173,13 +178,19 @@ fn first_frame_floor(slot: &FrameSlot) -> u64 {
 
 /// The variant a client's parameters ask for, or `None` for the camera's own frames:
 /// `resolution=` other than the camera's size (a side of 0 is the camera's own, as in
-/// cscore), or `compression=` 0–100 (-1 is the camera's own JPEG).
+/// cscore), or `compression=` 0–100 (-1 is the camera's own JPEG). A size is clamped to the
+/// camera's, each side on its own: upscaling costs a core per client and shows nothing more.
 pub fn variant_key(params: &StreamParams, camera: &Camera) -> Option<VariantKey> {
     let mode = camera.mode();
     let or_own = |side: u32, own: u32| if side == 0 { own } else { side };
     let size = params
         .resolution
-        .map(|(w, h)| (or_own(w, mode.width), or_own(h, mode.height)))
+        .map(|(w, h)| {
+            (
+                or_own(w, mode.width).min(mode.width),
+                or_own(h, mode.height).min(mode.height),
+            )
+        })
         .filter(|&size| size != (mode.width, mode.height));
     let quality = match params.compression {
         None | Some(-1) => None,

@@ -1,17 +1,20 @@
-//! The HTTP server: an accept thread and one thread per connection, on plain `std::net`
-//! sockets with `httparse` for the request head.
+//! The HTTP server: an admission thread that accepts connections and reads request heads
+//! for all of them (`admission.rs`), and a thread per request being served, on plain
+//! `std::net` sockets with `httparse` for the request head.
 //!
 //! Why not `tiny_http`'s connection layer (the design card's crate): its task pool starves
 //! connections in a burst of connects (a dashboard reconnect storm), it has no limits on
 //! header size, body size or connection count, and no socket timeouts. ARCHITECTURE.md has
 //! the measurements. Here every limit is explicit:
 //!
-//! - connections: at most `max_clients` streams and a few more short requests; beyond,
-//!   `503` at once;
-//! - request head 8 KiB (`431`), body 4 KiB (`413`), 5 s to send a request (`408`);
+//! - connections that have not sent a whole request: a budget of their own, the oldest
+//!   dropped for a new one, 5 s for the whole request (`408`); they never take a place;
+//! - requests being served: at most `max_clients` streams and 16 more; beyond, `503`;
+//! - request head 8 KiB (`431`), body 4 KiB (`413`, chunked or not);
 //! - a client that stops reading is dropped when a frame is not taken within 2 s, holding
 //!   at most one frame of ours plus the kernel's socket buffer.
 
+pub mod admission;
 pub mod mjpeg;
 pub mod pages;
 pub mod request;
@@ -32,14 +35,12 @@ use std::time::{Duration, Instant};
 use crate::camera::Camera;
 use crate::frame::monotonic_us;
 use crate::stats::{ClientStats, RateCounter};
-use request::{Request, read_request};
+use request::Request;
 use response::Response;
 use routes::{Route, RouteError};
 
 /// A write that cannot make progress for this long drops the client.
 const WRITE_TIMEOUT: Duration = response::WRITE_DEADLINE;
-/// An idle keep-alive connection is closed after this long.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Kernel send buffer per connection: a few frames, so a stalled client cannot make the
 /// kernel hold megabytes for it.
 const SEND_BUFFER_BYTES: libc::c_int = 128 * 1024;
@@ -62,8 +63,10 @@ struct Shared {
     streams: AtomicUsize,
     connections: AtomicUsize,
     next_client_id: AtomicU64,
-    /// Every open connection, so shutdown can close them all.
+    /// Every connection being served, so shutdown can close them all.
     open: Mutex<HashMap<u64, TcpStream>>,
+    /// Connections between requests, and stream sockets watched for hang-up.
+    hub: admission::Hub,
 }
 
 impl Shared {
@@ -99,6 +102,7 @@ impl HttpServer {
     ) -> io::Result<HttpServer> {
         let listener = TcpListener::bind(address)?;
         let local_addr = listener.local_addr()?;
+        let (hub, woken) = admission::Hub::new()?;
         let shared = Arc::new(Shared {
             cameras,
             stop,
@@ -109,12 +113,14 @@ impl HttpServer {
             connections: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
             open: Mutex::new(HashMap::new()),
+            hub,
         });
         let accept_listener = listener.try_clone()?;
+        accept_listener.set_nonblocking(true)?;
         let accept_shared = Arc::clone(&shared);
         let accept_thread = std::thread::Builder::new()
             .name("http-accept".into())
-            .spawn(move || accept_loop(&accept_listener, &accept_shared))?;
+            .spawn(move || admission::run(&accept_listener, &woken, &accept_shared))?;
         Ok(HttpServer {
             local_addr,
             listener,
@@ -133,15 +139,18 @@ impl HttpServer {
         // shutdown() on a listening socket wakes a blocked accept() on Linux.
         // SAFETY: the descriptor belongs to `self.listener`, which is alive.
         unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        self.shared.hub.wake();
         if let Some(thread) = self.accept_thread.take() {
             let _ = thread.join();
         }
+        self.shared.hub.clear();
         for connection in lock(&self.shared.open).values() {
             let _ = connection.shutdown(Shutdown::Both);
         }
     }
 
-    /// Connections open now (streams and others).
+    /// Requests being served now (streams and others); connections still sending a
+    /// request, or idle between requests, are not counted.
     pub fn connection_count(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
     }
@@ -154,63 +163,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    let max_connections = shared.max_streams + EXTRA_CONNECTIONS;
-    let mut last_error_log: Option<Instant> = None;
-    loop {
-        let accepted = listener.accept();
-        if shared.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Out of descriptors and the like: wait and go on; never end the loop.
-                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    log::warn!("accept failed: {e}");
-                    last_error_log = Some(Instant::now());
-                }
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if shared.connections.load(Ordering::SeqCst) >= max_connections {
-            refuse_busy(stream);
-            continue;
-        }
-        shared.connections.fetch_add(1, Ordering::SeqCst);
-        let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-        if let Ok(copy) = stream.try_clone() {
-            lock(&shared.open).insert(id, copy);
-        }
-        let thread_shared = Arc::clone(shared);
-        let spawned = std::thread::Builder::new()
-            .name("http-client".into())
-            .stack_size(CONNECTION_STACK_BYTES)
-            .spawn(move || {
-                serve_connection(stream, peer, id, &thread_shared);
-                lock(&thread_shared.open).remove(&id);
-                thread_shared.connections.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            log::warn!("cannot start a thread for {peer}: {e}");
-            lock(&shared.open).remove(&id);
-            shared.connections.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-}
-
-/// Answers `503` without a thread of its own: the client is told at once, not queued.
-fn refuse_busy(mut stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-    let _ = Response::text(503, "too many connections; try again shortly")
-        .with_header("Retry-After", "1")
-        .write_to(&mut stream, false, false);
-}
-
 fn configure(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     // SAFETY: setsockopt on a socket we own, with a pointer to a c_int of the stated size.
     unsafe {
@@ -224,24 +178,28 @@ fn configure(stream: &TcpStream) {
     }
 }
 
-fn serve_connection(mut stream: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) {
-    configure(&stream);
-    let mut pending = Vec::new();
-    loop {
-        let request = match read_request(&mut stream, &mut pending) {
-            Ok(request) => request,
-            Err(e) => {
-                if let Some((status, message)) = e.response() {
-                    log::debug!("{peer}: {status} {message}");
-                    let _ = Response::text(status, &message).write_to(&mut stream, false, false);
-                }
-                return;
-            }
-        };
-        let keep_alive = request.wants_keep_alive() && !shared.stop.load(Ordering::SeqCst);
-        match respond(&mut stream, &request, peer, id, shared, keep_alive) {
-            Ok(Next::KeepOpen) if keep_alive => continue,
-            _ => return,
+/// Serves one whole request read by the admission thread; a connection kept alive goes
+/// back to it for the next one, with what the client sent past this request.
+fn serve_request(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    request: Request,
+    rest: Vec<u8>,
+    shared: &Shared,
+) {
+    if stream.set_nonblocking(false).is_err() {
+        return;
+    }
+    let keep_alive = request.wants_keep_alive() && !shared.stop.load(Ordering::SeqCst);
+    let next = respond(&mut stream, &request, peer, id, shared, keep_alive);
+    if let (Ok(Next::KeepOpen), true) = (next, keep_alive) {
+        if stream.set_nonblocking(true).is_ok() {
+            shared.hub.give_back(admission::Parked {
+                stream,
+                peer,
+                pending: rest,
+            });
         }
     }
 }
@@ -442,9 +400,7 @@ fn serve_stream(
     if request.is_head() {
         return io::Write::write_all(stream, mjpeg::stream_head().as_bytes());
     }
-    let streams = shared.streams.fetch_add(1, Ordering::SeqCst);
-    let _place = StreamPlace(&shared.streams);
-    if streams >= shared.max_streams {
+    let Some(place) = take_place(shared) else {
         let message = format!(
             "all {} stream places are taken; try again shortly\n",
             shared.max_streams
@@ -452,7 +408,8 @@ fn serve_stream(
         return Response::text(503, &message)
             .with_header("Retry-After", "1")
             .write_to(stream, false, false);
-    }
+    };
+    let _place = PlaceGuard(shared, &place);
     let client = Arc::new(ClientStats {
         id,
         peer,
@@ -466,7 +423,13 @@ fn serve_stream(
         bytes: RateCounter::default(),
     });
     log::debug!("{peer}: streaming {} ({})", camera.name, client.path);
-    let result = mjpeg::stream(stream, camera, params, &client, &shared.stop);
+    // Watched from before the stream's first byte: a client that reads the head and
+    // leaves frees its place at once.
+    let watch = shared.hub.watch(stream, Arc::clone(&place));
+    let result = mjpeg::stream(stream, camera, params, &client, &shared.stop, |me| {
+        watch.attach(me)
+    });
+    drop(watch);
     log::debug!(
         "{peer}: stream of {} ended after {} frames: {}",
         camera.name,
@@ -476,16 +439,47 @@ fn serve_stream(
             Err(e) => e.to_string(),
         }
     );
+    crate::memory::want_trim();
     // A client that went away is the normal end of a stream, not an error.
     Ok(())
 }
 
-/// Releases a stream place when dropped.
-struct StreamPlace<'a>(&'a AtomicUsize);
+/// A stream place, given back exactly once: by the admission thread the moment the client
+/// hangs up, or by the stream's thread when the stream ends, whichever comes first.
+#[derive(Default)]
+pub(crate) struct StreamPlace {
+    released: AtomicBool,
+}
 
-impl Drop for StreamPlace<'_> {
+impl Shared {
+    fn release_place(&self, place: &StreamPlace) {
+        if !place.released.swap(true, Ordering::SeqCst) {
+            self.streams.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A free stream place, if there is one. When all are taken, streams whose client already
+/// hung up are ended first: a viewer that reconnects at once finds its own old place free.
+fn take_place(shared: &Shared) -> Option<Arc<StreamPlace>> {
+    for attempt in 0..2 {
+        if shared.streams.fetch_add(1, Ordering::SeqCst) < shared.max_streams {
+            return Some(Arc::new(StreamPlace::default()));
+        }
+        shared.streams.fetch_sub(1, Ordering::SeqCst);
+        if attempt == 0 {
+            admission::end_hung_up_streams(shared, 0);
+        }
+    }
+    None
+}
+
+/// Releases a stream place when the stream's thread is done with it.
+struct PlaceGuard<'a>(&'a Shared, &'a StreamPlace);
+
+impl Drop for PlaceGuard<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.release_place(self.1);
     }
 }
 
@@ -520,7 +514,7 @@ fn snapshot(
     params: &routes::StreamParams,
 ) -> io::Result<Option<Arc<crate::frame::Frame>>> {
     let variant = match mjpeg::variant_key(params, camera) {
-        Some(key) => Some(crate::variants::Variants::subscribe(camera, key)?),
+        Some(key) => crate::variants::Variants::subscribe(camera, key)?,
         None => None,
     };
     let slot = variant.as_ref().map_or(&camera.slot, |v| &v.slot);

@@ -91,29 +91,59 @@ impl ReadError {
     }
 }
 
+/// Raw bytes of a chunked body (sizes, extensions, trailers included) at most; more is
+/// refused with 413. Bounds what a body of tiny chunks can make us buffer.
+pub const MAX_CHUNKED_BYTES: usize = 4 * MAX_BODY_BYTES;
+/// Everything one request may make us buffer: its head and its body as sent.
+pub const MAX_REQUEST_BYTES: usize = MAX_HEAD_BYTES + MAX_CHUNKED_BYTES;
+/// A chunk-size line (with extensions) or a trailer line longer than this is refused.
+const MAX_CHUNK_LINE: usize = 256;
+
+/// Parses one whole request (head and body) from the start of `buffer`: the request and
+/// how many bytes it took, `None` while more bytes are needed. Never reads past the
+/// request's own framing: what follows is the next request (pipelining).
+///
+/// Framing follows RFC 9112 §6: a `Content-Length` (several only if they agree), or
+/// `Transfer-Encoding: chunked`, never both. A framing error is final: the caller must
+/// answer and close the connection, never look at the bytes that follow.
+pub fn parse_request(buffer: &[u8]) -> Result<Option<(Request, usize)>, ReadError> {
+    let Some((mut request, head_len, framing)) = parse_head(buffer)? else {
+        if buffer.len() >= MAX_HEAD_BYTES {
+            return Err(ReadError::HeadTooLarge);
+        }
+        return Ok(None);
+    };
+    let rest = &buffer[head_len..];
+    match framing {
+        Framing::Length(body_len) => {
+            if rest.len() < body_len {
+                return Ok(None);
+            }
+            request.body = rest[..body_len].to_vec();
+            Ok(Some((request, head_len + body_len)))
+        }
+        Framing::Chunked => match decode_chunked(rest)? {
+            Some((body, used)) => {
+                request.body = body;
+                Ok(Some((request, head_len + used)))
+            }
+            None if rest.len() >= MAX_CHUNKED_BYTES => Err(ReadError::BodyTooLarge(rest.len())),
+            None => Ok(None),
+        },
+    }
+}
+
 /// Reads the next request. `pending` carries bytes read past the previous request
 /// (pipelining) and is left holding what follows this one.
 pub fn read_request<S: Read>(stream: &mut S, pending: &mut Vec<u8>) -> Result<Request, ReadError> {
     let started = Instant::now();
-    let (request, head_len, body_len) = loop {
-        if let Some(parsed) = parse_head(pending)? {
-            break parsed;
+    loop {
+        if let Some((request, used)) = parse_request(pending)? {
+            pending.drain(..used);
+            return Ok(request);
         }
-        if pending.len() >= MAX_HEAD_BYTES {
-            return Err(ReadError::HeadTooLarge);
-        }
-        read_some(stream, pending, MAX_HEAD_BYTES, started)?;
-    };
-    if body_len > MAX_BODY_BYTES {
-        return Err(ReadError::BodyTooLarge(body_len));
+        read_some(stream, pending, MAX_REQUEST_BYTES, started)?;
     }
-    while pending.len() < head_len + body_len {
-        read_some(stream, pending, head_len + body_len, started)?;
-    }
-    let mut request = request;
-    request.body = pending[head_len..head_len + body_len].to_vec();
-    pending.drain(..head_len + body_len);
-    Ok(request)
 }
 
 /// Reads more bytes into `pending`, up to `limit` in all.
@@ -147,8 +177,16 @@ fn read_some<S: Read>(
     }
 }
 
-/// Parses a complete head from `buffer`: the request, the head's length and the body's.
-fn parse_head(buffer: &[u8]) -> Result<Option<(Request, usize, usize)>, ReadError> {
+/// How the body of a request is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(usize),
+    Chunked,
+}
+
+/// Parses a complete head from `buffer`: the request, the head's length and how its body
+/// is framed.
+fn parse_head(buffer: &[u8]) -> Result<Option<(Request, usize, Framing)>, ReadError> {
     if buffer.is_empty() {
         return Ok(None);
     }
@@ -160,6 +198,9 @@ fn parse_head(buffer: &[u8]) -> Result<Option<(Request, usize, usize)>, ReadErro
         Err(httparse::Error::TooManyHeaders) => return Err(ReadError::HeadTooLarge),
         Err(e) => return Err(ReadError::Malformed(e.to_string())),
     };
+    if head_len > MAX_HEAD_BYTES {
+        return Err(ReadError::HeadTooLarge);
+    }
     let (Some(method), Some(target), Some(minor_version)) =
         (parsed.method, parsed.path, parsed.version)
     else {
@@ -188,21 +229,164 @@ fn parse_head(buffer: &[u8]) -> Result<Option<(Request, usize, usize)>, ReadErro
         headers: header_list,
         body: Vec::new(),
     };
-    if request.header("transfer-encoding").is_some() {
-        return Err(ReadError::Unsupported(
-            "Transfer-Encoding (send a Content-Length)".into(),
+    let framing = framing(&request)?;
+    if let Framing::Length(body_len) = framing {
+        if body_len > MAX_BODY_BYTES {
+            return Err(ReadError::BodyTooLarge(body_len));
+        }
+    }
+    Ok(Some((request, head_len, framing)))
+}
+
+/// The body's framing by RFC 9112 §6.3: `Transfer-Encoding` ending in `chunked`, else a
+/// `Content-Length`, else none. Both at once, or lengths that disagree, are errors: a
+/// message whose end is in doubt could smuggle a second request in its body.
+fn framing(request: &Request) -> Result<Framing, ReadError> {
+    let named = |name: &'static str| {
+        request
+            .headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let mut codings = named("transfer-encoding")
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .peekable();
+    if codings.peek().is_some() {
+        let codings: Vec<&str> = codings.collect();
+        if named("content-length").next().is_some() {
+            return Err(ReadError::Malformed(
+                "both Transfer-Encoding and Content-Length".into(),
+            ));
+        }
+        if request.minor_version == 0 {
+            return Err(ReadError::Malformed(
+                "Transfer-Encoding in an HTTP/1.0 request".into(),
+            ));
+        }
+        let last = codings.last().copied().unwrap_or("");
+        if !last.eq_ignore_ascii_case("chunked") {
+            return Err(ReadError::Malformed(format!(
+                "Transfer-Encoding \"{}\" does not end in chunked",
+                codings.join(", ")
+            )));
+        }
+        if codings.len() > 1 {
+            return Err(ReadError::Unsupported(format!(
+                "Transfer-Encoding \"{}\" (only chunked is)",
+                codings.join(", ")
+            )));
+        }
+        return Ok(Framing::Chunked);
+    }
+    let mut length: Option<usize> = None;
+    for value in named("content-length").flat_map(|v| v.split(',')) {
+        let value = value.trim();
+        let parsed = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| value.parse::<usize>().ok())
+            .flatten()
+            .ok_or_else(|| {
+                ReadError::Malformed(format!("Content-Length \"{value}\" is not a number"))
+            })?;
+        match length {
+            Some(previous) if previous != parsed => {
+                return Err(ReadError::Malformed(format!(
+                    "Content-Lengths {previous} and {parsed} disagree"
+                )));
+            }
+            _ => length = Some(parsed),
+        }
+    }
+    match length {
+        Some(length) => Ok(Framing::Length(length)),
+        None if request.method == "POST" || request.method == "PUT" => {
+            Err(ReadError::LengthRequired)
+        }
+        None => Ok(Framing::Length(0)),
+    }
+}
+
+/// Decodes a chunked body from the start of `data` (RFC 9112 §7.1): the body and the bytes
+/// it took including the last chunk and trailers, or `None` while incomplete. Chunk
+/// extensions and trailer fields are read past and ignored.
+fn decode_chunked(data: &[u8]) -> Result<Option<(Vec<u8>, usize)>, ReadError> {
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let Some(line) = chunk_line(&data[at..])? else {
+            return Ok(None);
+        };
+        let size_text = line
+            .text
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches([' ', '\t']);
+        if size_text.is_empty()
+            || size_text.len() > 8
+            || !size_text.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(ReadError::Malformed(format!(
+                "chunk size \"{}\" is not a hexadecimal number",
+                line.text.escape_debug()
+            )));
+        }
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| ReadError::Malformed("chunk size out of range".into()))?;
+        at += line.len;
+        if size == 0 {
+            // Trailer fields up to an empty line.
+            loop {
+                let Some(trailer) = chunk_line(&data[at..])? else {
+                    return Ok(None);
+                };
+                at += trailer.len;
+                if trailer.text.is_empty() {
+                    return Ok(Some((body, at)));
+                }
+            }
+        }
+        if body.len() + size > MAX_BODY_BYTES {
+            return Err(ReadError::BodyTooLarge(body.len() + size));
+        }
+        if data.len() < at + size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&data[at..at + size]);
+        at += size;
+        if &data[at..at + 2] != b"\r\n" {
+            return Err(ReadError::Malformed(
+                "chunk data not followed by CRLF".into(),
+            ));
+        }
+        at += 2;
+    }
+}
+
+/// One CRLF-terminated line of chunked framing.
+struct ChunkLine<'a> {
+    text: &'a str,
+    /// With the CRLF.
+    len: usize,
+}
+
+fn chunk_line(data: &[u8]) -> Result<Option<ChunkLine<'_>>, ReadError> {
+    let window = &data[..data.len().min(MAX_CHUNK_LINE + 2)];
+    let Some(end) = window.windows(2).position(|w| w == b"\r\n") else {
+        if window.len() >= MAX_CHUNK_LINE + 2 {
+            return Err(ReadError::Malformed("chunk line too long".into()));
+        }
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(&data[..end])
+        .map_err(|_| ReadError::Malformed("chunk line is not text".into()))?;
+    if text.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        return Err(ReadError::Malformed(
+            "control character in a chunk line".into(),
         ));
     }
-    let body_len = match request.header("content-length") {
-        Some(value) => value.parse::<usize>().map_err(|_| {
-            ReadError::Malformed(format!("Content-Length \"{value}\" is not a number"))
-        })?,
-        None if request.method == "POST" || request.method == "PUT" => {
-            return Err(ReadError::LengthRequired);
-        }
-        None => 0,
-    };
-    Ok(Some((request, head_len, body_len)))
+    Ok(Some(ChunkLine { text, len: end + 2 }))
 }
 
 #[cfg(test)]
@@ -276,7 +460,7 @@ mod tests {
         );
         assert_eq!(status(b"POST /cam HTTP/1.1\r\n\r\n"), Some(411));
         assert_eq!(
-            status(b"POST /cam HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            status(b"POST /cam HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
             Some(501)
         );
         assert_eq!(
@@ -291,5 +475,86 @@ mod tests {
             "closed mid-head"
         );
         assert_eq!(status(b""), None, "closed before a request: no answer");
+    }
+
+    #[test]
+    fn a_chunked_body_is_decoded_and_what_follows_is_the_next_request() {
+        let bytes = b"POST /cam HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+            4;ext=1\r\nfps=\r\n2\r\n10\r\n0\r\nX-Trailer: y\r\n\r\nGET /next HTTP/1.1\r\n\r\n";
+        let mut stream = &bytes[..];
+        let mut pending = Vec::new();
+        let first = read_request(&mut stream, &mut pending).expect("chunked");
+        assert_eq!(first.body, b"fps=10");
+        let second = read_request(&mut stream, &mut pending).expect("next");
+        assert_eq!(second.path, "/next");
+        // Byte by byte, it is incomplete until the very end, then complete.
+        for cut in 0..bytes.len() - 22 {
+            assert_eq!(
+                parse_request(&bytes[..cut]).map(|r| r.is_some()),
+                Ok(false),
+                "{cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn framing_errors_are_400_never_a_second_request() {
+        let status = |bytes: &[u8]| read(bytes).err().and_then(|e| e.response()).map(|r| r.0);
+        // Two lengths that disagree: the issue's smuggling case.
+        let smuggle = b"POST /cam HTTP/1.1\r\nContent-Length: 10\r\nContent-Length: 40\r\n\r\n\
+            quality=41GET /stats.json HTTP/1.1\r\n\r\n";
+        assert_eq!(status(smuggle), Some(400));
+        assert_eq!(
+            status(b"POST /cam HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\nabcd"),
+            Some(400)
+        );
+        assert_eq!(
+            status(b"POST /cam HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+            Some(400)
+        );
+        assert_eq!(
+            status(b"POST /cam HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+            Some(400)
+        );
+        assert_eq!(
+            status(b"POST /cam HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            Some(400)
+        );
+        assert_eq!(
+            status(b"GET / HTTP/1.1\r\nContent-Length: +5\r\n\r\n"),
+            Some(400)
+        );
+        assert_eq!(
+            status(b"POST /cam HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+            Some(400)
+        );
+        assert_eq!(
+            status(b"POST /cam HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n"),
+            Some(400)
+        );
+        // Agreeing lengths are one length.
+        let same = read(b"POST /cam HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc")
+            .expect("agreeing lengths");
+        assert_eq!(same.body, b"abc");
+    }
+
+    #[test]
+    fn chunked_bodies_keep_the_body_limits() {
+        let status = |bytes: &[u8]| read(bytes).err().and_then(|e| e.response()).map(|r| r.0);
+        let big = format!(
+            "POST /cam HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+            MAX_BODY_BYTES + 1
+        );
+        assert_eq!(status(big.as_bytes()), Some(413));
+        let tiny_chunks = format!(
+            "POST /cam HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+            "0000001;aaaaaaaaaaaa\r\nx\r\n".repeat(2000)
+        );
+        assert_eq!(status(tiny_chunks.as_bytes()), Some(413));
+        let long_line = format!(
+            "POST /cam HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;{}\r\n",
+            "e".repeat(1000)
+        );
+        assert_eq!(status(long_line.as_bytes()), Some(400));
     }
 }

@@ -42,6 +42,7 @@ use crossbeam_channel::{Receiver, Sender};
 use log::{debug, info, warn};
 use serde_json::json;
 
+use super::log_limit::RefusalLog;
 use super::{NtClient, NtClientConfig, NtError, NtType, NtUpdate, NtValue};
 use crate::camera::{Camera, SettingError};
 use crate::config::{NetworkTablesConfig, SourceSpec};
@@ -274,16 +275,9 @@ fn apply_setting(camera: &Camera, setting: Setting, value: &NtValue) -> Result<i
     }
 }
 
-/// A value for a log line: `-3`, `"fast"`.
+/// A value for a log line: `-3`, `"fast"`, cut to a readable length.
 fn show(value: &NtValue) -> String {
-    match value {
-        NtValue::Boolean(v) => v.to_string(),
-        NtValue::Double(v) => v.to_string(),
-        NtValue::Int(v) => v.to_string(),
-        NtValue::Float(v) => v.to_string(),
-        NtValue::String(v) => format!("{v:?}"),
-        other => format!("{other:?}"),
-    }
+    super::log_limit::shown(value)
 }
 
 struct SettingTopic {
@@ -291,8 +285,8 @@ struct SettingTopic {
     topic: String,
     /// The value NetworkTables holds as far as this thread knows.
     published: i64,
-    /// The last refused value, so a dashboard repeating it is logged once.
-    last_refused: Option<NtValue>,
+    /// Refused values, so a dashboard repeating or flooding them warns once a second.
+    last_refused: super::log_limit::RefusalLog,
 }
 
 /// Statistics topics, in the order of [`CameraTopics::stats_values`].
@@ -331,8 +325,8 @@ struct PropertyState {
     /// Whether it is the `Property/<name>` value topic (dashboards write those).
     is_value: bool,
     value: NtValue,
-    /// The last refused write, so a dashboard repeating it is logged once.
-    last_refused: Option<NtValue>,
+    /// Refused writes, so a dashboard repeating or flooding them warns once a second.
+    last_refused: super::log_limit::RefusalLog,
 }
 
 impl CameraTopics {
@@ -343,7 +337,7 @@ impl CameraTopics {
             setting,
             topic: format!("{own}{}", setting.name()),
             published: setting.get(&camera.camera),
-            last_refused: None,
+            last_refused: Default::default(),
         };
         CameraTopics {
             settings: [setting(Setting::Fps), setting(Setting::Quality)],
@@ -581,7 +575,7 @@ impl Worker {
                                 control,
                                 is_value,
                                 value: topic.value,
-                                last_refused: None,
+                                last_refused: Default::default(),
                             },
                         );
                     }
@@ -635,7 +629,7 @@ impl Worker {
                     show(&update.value)
                 );
                 state.value = update.value.clone();
-                state.last_refused = None;
+                state.last_refused.clear();
             }
             Some(reason) => {
                 let line = format!(
@@ -644,12 +638,10 @@ impl Worker {
                     update.topic,
                     show(&update.value)
                 );
-                if state.last_refused.as_ref() == Some(&update.value) {
-                    debug!("{line} (again)");
-                } else {
-                    warn!("{line}");
+                match state.last_refused.refused(&update.value, Instant::now()) {
+                    Some(unwarned) => warn!("{line}{}", RefusalLog::suffix(unwarned)),
+                    None => debug!("{line} (again)"),
                 }
-                state.last_refused = Some(update.value.clone());
                 set(nt, &update.topic, state.value.clone());
             }
         }
@@ -687,7 +679,7 @@ impl Worker {
         match apply_setting(camera, st.setting, &update.value) {
             Ok(value) => {
                 st.published = value;
-                st.last_refused = None;
+                st.last_refused.clear();
                 if value != in_force {
                     info!(
                         "camera \"{}\": {} {in_force} -> {value} (set over NetworkTables)",
@@ -704,12 +696,10 @@ impl Worker {
                     show(&update.value),
                     st.setting.name()
                 );
-                if st.last_refused.as_ref() == Some(&update.value) {
-                    debug!("{line} (again)");
-                } else {
-                    warn!("{line}");
+                match st.last_refused.refused(&update.value, Instant::now()) {
+                    Some(unwarned) => warn!("{line}{}", RefusalLog::suffix(unwarned)),
+                    None => debug!("{line} (again)"),
                 }
-                st.last_refused = Some(update.value);
                 // A normal, timestamped write: newer than the refused one, so it wins.
                 set(nt, &update.topic, in_force);
                 st.published = in_force;

@@ -63,6 +63,13 @@ const MAX_OUTGOING: usize = 4 << 20;
 const SUBSCRIPTION_CAPACITY: usize = 256;
 /// Messages read per loop turn, so a flooding server cannot starve the rest.
 const READS_PER_TURN: usize = 256;
+/// Topics the server may announce on one connection that match this client's
+/// subscriptions or publications; others are not kept at all.
+pub const MAX_ANNOUNCED: usize = 4096;
+/// Pings from the server read (and answered by tungstenite) per window at most: a server
+/// flooding pings gets its socket read less often, not a core.
+const PINGS_PER_WINDOW: u32 = 5;
+const PING_WINDOW: Duration = Duration::from_millis(100);
 /// Publisher and subscriber ids stay within ntcore's accepted range.
 const MAX_UID: i64 = 0x7fff_fff0;
 
@@ -126,6 +133,8 @@ struct Shared {
     /// The protocol of the live connection: 0 none, 1 for 4.0, 2 for 4.1.
     connection: AtomicU8,
     stop: AtomicBool,
+    /// Topics announced on the live connection and kept.
+    announced: std::sync::atomic::AtomicUsize,
     /// Writing a byte here wakes the thread.
     waker: UnixStream,
 }
@@ -230,6 +239,7 @@ impl NtClient {
             }),
             connection: AtomicU8::new(0),
             stop: AtomicBool::new(false),
+            announced: std::sync::atomic::AtomicUsize::new(0),
             waker,
         });
         let worker = Worker {
@@ -383,6 +393,12 @@ impl NtClient {
     }
 
     /// Whether the websocket connection to the server is up.
+    /// Topics the server announced on the live connection that this client keeps: those
+    /// under its subscriptions' prefixes or published by it, [`MAX_ANNOUNCED`] at most.
+    pub fn announced_topics(&self) -> usize {
+        self.shared.announced.load(Ordering::Relaxed)
+    }
+
     pub fn is_connected(&self) -> bool {
         self.protocol().is_some()
     }
@@ -722,6 +738,17 @@ struct Connection<'w> {
     malformed_logged: bool,
     /// Topic ids whose wrongly typed values were already logged.
     mistyped_logged: HashSet<i64>,
+    /// Announcements beyond [`MAX_ANNOUNCED`] were logged.
+    too_many_logged: bool,
+    /// The server's pings in the current [`PING_WINDOW`], which started then.
+    pings_in_window: u32,
+    ping_window: Instant,
+}
+
+impl Drop for Connection<'_> {
+    fn drop(&mut self) {
+        self.shared().announced.store(0, Ordering::Relaxed);
+    }
 }
 
 impl<'w> Connection<'w> {
@@ -743,6 +770,9 @@ impl<'w> Connection<'w> {
             write_blocked_since: None,
             malformed_logged: false,
             mistyped_logged: HashSet::new(),
+            too_many_logged: false,
+            pings_in_window: 0,
+            ping_window: now,
         }
     }
 
@@ -809,6 +839,10 @@ impl<'w> Connection<'w> {
                 deadline.saturating_duration_since(Instant::now())
             };
             let mut events = libc::POLLIN;
+            if let Some(until) = self.pings_throttled(Instant::now()) {
+                events = 0;
+                wait = wait.min(until.saturating_duration_since(Instant::now()));
+            }
             if self.write_blocked_since.is_some() {
                 events |= libc::POLLOUT;
                 wait = wait.min(SEND_STALL_TIMEOUT);
@@ -925,6 +959,9 @@ impl<'w> Connection<'w> {
     /// Reads and handles what has arrived. Returns whether more may be waiting.
     fn read_available(&mut self) -> Result<bool, ConnError> {
         for _ in 0..READS_PER_TURN {
+            if self.pings_throttled(Instant::now()).is_some() {
+                return Ok(false);
+            }
             match self.ws.read() {
                 Ok(message) => {
                     self.last_rx = Instant::now();
@@ -938,7 +975,8 @@ impl<'w> Connection<'w> {
                             return Err(ConnError::Closed(why));
                         }
                         // tungstenite answers pings itself; pongs only prove liveness.
-                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                        Message::Ping(_) => self.pings_in_window += 1,
+                        Message::Pong(_) | Message::Frame(_) => {}
                     }
                 }
                 Err(e) if is_would_block(&e) => return Ok(false),
@@ -949,6 +987,16 @@ impl<'w> Connection<'w> {
             }
         }
         Ok(true)
+    }
+
+    /// The end of the current ping window if the server's pings used up its budget: the
+    /// socket is not read until then.
+    fn pings_throttled(&mut self, now: Instant) -> Option<Instant> {
+        if now.duration_since(self.ping_window) >= PING_WINDOW {
+            self.ping_window = now;
+            self.pings_in_window = 0;
+        }
+        (self.pings_in_window >= PINGS_PER_WINDOW).then_some(self.ping_window + PING_WINDOW)
     }
 
     fn malformed(&mut self, e: MessageError) {
@@ -981,25 +1029,51 @@ impl<'w> Connection<'w> {
                     ..
                 }) => {
                     let ty = NtType::from_type_str(&type_str);
-                    if pubuid.is_some() {
+                    self.mistyped_logged.remove(&id);
+                    let wanted = {
                         let state = self.shared().lock();
                         let ours = state.topics.get(&name).map(|t| t.ty);
-                        if let Some(ours) = ours.filter(|t| t.type_index() != ty.type_index()) {
+                        if let Some(ours) =
+                            ours.filter(|t| pubuid.is_some() && t.type_index() != ty.type_index())
+                        {
                             warn!(
                                 "NetworkTables: the server has {name} as {type_str}: values published as {ours} are ignored"
                             );
                         }
+                        ours.is_some()
+                            || state.subs.iter().any(|sub| {
+                                !sub.closed && sub.prefixes.iter().any(|p| name.starts_with(p))
+                            })
+                    };
+                    if !wanted {
+                        // Not asked for: a value for it would be dropped anyway.
+                        self.announced.remove(&id);
+                    } else if self.announced.len() >= MAX_ANNOUNCED
+                        && !self.announced.contains_key(&id)
+                    {
+                        if !self.too_many_logged {
+                            warn!(
+                                "NetworkTables: {} announced more than {MAX_ANNOUNCED} topics; ignoring the others (first: {})",
+                                self.worker.label,
+                                super::log_limit::shown(&NtValue::String(name))
+                            );
+                            self.too_many_logged = true;
+                        }
+                    } else {
+                        self.announced.insert(id, Announced { name, ty });
                     }
-                    self.mistyped_logged.remove(&id);
-                    self.announced.insert(id, Announced { name, ty });
                 }
                 Ok(ServerMessage::Unannounce { id, .. }) => {
                     self.announced.remove(&id);
+                    self.mistyped_logged.remove(&id);
                 }
                 Ok(ServerMessage::Properties { .. }) => {}
                 Err(e) => self.malformed(e),
             }
         }
+        self.shared()
+            .announced
+            .store(self.announced.len(), Ordering::Relaxed);
     }
 
     fn handle_binary(&mut self, frame: &[u8]) {

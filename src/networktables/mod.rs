@@ -36,12 +36,13 @@
 
 pub mod camera_publisher;
 mod client;
+mod log_limit;
 mod protocol;
 mod value;
 
 pub use camera_publisher::{CameraPublisher, NtCamera};
 pub(crate) use client::parse_server;
-pub use client::{NtClient, NtClientConfig, NtProtocol, NtUpdate};
+pub use client::{MAX_ANNOUNCED, NtClient, NtClientConfig, NtProtocol, NtUpdate};
 pub use value::{NtType, NtValue};
 
 /// Errors of the client's API. Connection problems are not errors of any call: the client
@@ -68,4 +69,23 @@ pub enum NtError {
     },
     #[error("cannot start the NetworkTables thread: {0}")]
     Spawn(#[source] std::io::Error),
+}
+
+/// Entry points for the fuzz targets (`fuzz/`): the server's binary (MessagePack) and text
+/// (JSON) frames through the client's own decoders. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes a binary frame; returns how many messages decoded well.
+    pub fn binary_frame(frame: &[u8]) -> usize {
+        super::protocol::decode_binary_frame(frame)
+            .filter(Result::is_ok)
+            .count()
+    }
+
+    /// Decodes a text frame; returns how many messages decoded well.
+    pub fn text_frame(text: &str) -> usize {
+        super::protocol::decode_text_frame(text)
+            .map(|messages| messages.iter().filter(|m| m.is_ok()).count())
+            .unwrap_or(0)
+    }
 }

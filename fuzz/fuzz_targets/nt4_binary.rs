@@ -1,0 +1,8 @@
+//! NT4 binary frames (MessagePack value messages) from the server: never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    frcstream::networktables::fuzzing::binary_frame(data);
+});
