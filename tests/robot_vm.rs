@@ -262,6 +262,7 @@ fn deploy_to_a_booted_debian_and_the_unit_holds_end_to_end() {
     let test = "deploy_to_a_booted_debian_and_the_unit_holds_end_to_end";
     let started = Instant::now();
     let dir = scratch_dir("robot-vm");
+    eprintln!("robot VM: scratch folder {}", dir.display());
     let python = pyntcore(test);
     let mut nt = python.as_ref().map(|p| NtServer::start_fresh(p, &dir));
     let host_forward: Vec<(u16, u16)> = nt.iter().map(|s| (NT_PORT, s.port)).collect();
@@ -322,6 +323,23 @@ fn deploy_to_a_booted_debian_and_the_unit_holds_end_to_end() {
         first_frame(http, Duration::from_secs(20)).is_some(),
         "frames over the forwarded port"
     );
+    // Who it runs as: a dynamic user (61184-65519) with video as a supplementary group.
+    let who = vm.run(&format!("ps -o uid=,supgrp= -p {}", show["MainPID"]));
+    let uid: u32 = who
+        .split_whitespace()
+        .next()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    assert!((61184..=65519).contains(&uid), "a DynamicUser: {who}");
+    assert!(who.contains("video"), "in group video: {who}");
+    // The hardening as systemd scores it: dropping a line of it shows here.
+    let security = vm.run("sudo systemd-analyze security --no-pager frcstream.service | tail -n 1");
+    let exposure: f64 = security
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or(10.0);
+    assert!(exposure <= 2.0, "systemd-analyze security: {security}");
 
     // From `systemctl start` (returns at READY=1) to the first frame on a new connection.
     vm.run("sudo systemctl stop frcstream");
@@ -516,10 +534,16 @@ fn deploy_to_a_booted_debian_and_the_unit_holds_end_to_end() {
     let journal = dir.join("journal.txt");
     std::fs::write(
         &journal,
-        vm.run("sudo journalctl -u frcstream -o short-monotonic --no-pager"),
+        vm.run(
+            "sudo journalctl -u frcstream -o short-monotonic --no-pager; \
+             sudo systemd-analyze security --no-pager frcstream.service 2>&1 | tail -n 3",
+        ),
     )
     .unwrap();
-    eprintln!("robot VM: the service's journal is in {}", journal.display());
+    eprintln!(
+        "robot VM: the service's journal is in {}",
+        journal.display()
+    );
     eprintln!(
         "robot VM timings: boot to ssh {boot_time:.1?}; first deploy {deploy_time:.1?}; \
          systemctl start returned (READY) after {ready:.1?}, first frame {start_to_frame:.1?}; \
