@@ -182,6 +182,11 @@ fn deploy(vm: &RobotVm, binary: &Path, config: &Path) -> (Output, Duration) {
     let started = Instant::now();
     let output = command.output().expect("run deploy/deploy.sh");
     let took = started.elapsed();
+    let log = dir_of(config).join("deploy.log");
+    let mut previous = std::fs::read(&log).unwrap_or_default();
+    previous.extend_from_slice(&output.stdout);
+    previous.extend_from_slice(&output.stderr);
+    let _ = std::fs::write(&log, previous);
     assert!(
         output.status.success(),
         "deploy/deploy.sh failed: {}\n{}{}",
@@ -190,6 +195,10 @@ fn deploy(vm: &RobotVm, binary: &Path, config: &Path) -> (Output, Duration) {
         String::from_utf8_lossy(&output.stderr)
     );
     (output, took)
+}
+
+fn dir_of(path: &Path) -> &Path {
+    path.parent().expect("a folder")
 }
 
 fn text(output: &Output) -> String {
@@ -344,8 +353,15 @@ fn deploy_to_a_booted_debian_and_the_unit_holds_end_to_end() {
     // From `systemctl start` (returns at READY=1) to the first frame on a new connection.
     vm.run("sudo systemctl stop frcstream");
     let t0 = Instant::now();
-    vm.run("sudo systemctl start frcstream");
+    // Type=notify: `systemctl start` returns at READY=1, and by then the port listens
+    // (1181 = 0x049D in LISTEN, state 0A, in the guest's /proc/net/tcp).
+    let (listening, tables) =
+        vm.exec("sudo systemctl start frcstream && grep -i ':049D 00000000:0000 0A' /proc/net/tcp");
     let ready = t0.elapsed();
+    assert_eq!(
+        listening, 0,
+        "port {PORT} listens when start returns:\n{tables}"
+    );
     let frame = first_frame(http, Duration::from_secs(20)).expect("a frame after start");
     let start_to_frame = frame - t0;
 
