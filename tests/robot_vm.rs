@@ -276,11 +276,10 @@ fn deploy_to_a_booted_debian_and_the_unit_holds_end_to_end() {
     let mut nt = python.as_ref().map(|p| NtServer::start_fresh(p, &dir));
     let host_forward: Vec<(u16, u16)> = nt.iter().map(|s| (NT_PORT, s.port)).collect();
 
-    let boot_started = Instant::now();
     let Some(mut vm) = RobotVm::boot(test, &dir, &[PORT], &host_forward) else {
         return;
     };
-    let boot_time = boot_started.elapsed();
+    let boot_time = vm.boot_time;
     let http = vm.addr(PORT);
     assert!(
         vm.run("ls -l /dev/video0 /dev/v4l/by-path/")
@@ -320,6 +319,20 @@ fn deploy_to_a_booted_debian_and_the_unit_holds_end_to_end() {
         "{said}"
     );
     assert!(said.contains("/cam.mjpg"), "the stream URLs: {said}");
+    // The logs command it prints works as printed (the port too), as pi, without sudo.
+    let logs = said
+        .lines()
+        .find_map(|l| l.strip_prefix("Logs: "))
+        .unwrap_or_else(|| panic!("a Logs: line: {said}"));
+    assert!(
+        logs.starts_with(&format!("ssh -p {} -i ", vm.ssh_port)),
+        "{logs}"
+    );
+    let journal = vm.run("journalctl -u frcstream -n 20 --no-pager");
+    assert!(
+        journal.contains("listening on"),
+        "pi reads the journal:\n{journal}"
+    );
     let show = vm.show(SERVICE, PROPS);
     assert_eq!(show["Type"], "notify");
     assert_eq!(

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # frcstream "robot in a box": build (once) a Debian bookworm disk image that boots like a
-# coprocessor: systemd as PID 1, udev, sshd, a user `pi` (groups video, sudo without a
-# password) whose ssh key lives in the cache, vivid loaded at boot (/dev/video0), static
-# network 10.0.2.15/24 for qemu's user-mode network. Used by tests/robot_vm.rs.
+# coprocessor: systemd as PID 1, udev, sshd, a user `pi` (groups video, adm, and sudo
+# without a password) whose ssh key lives in the cache, vivid loaded at boot
+# (/dev/video0), static network 10.0.2.15/24 for qemu's user-mode network. Used by
+# tests/robot_vm.rs.
 #
 #   vm/robot-setup.sh [--refresh]
 #
@@ -139,8 +140,9 @@ else
     done
     # The journal on disk: `journalctl -u frcstream` covers the boot before a reboot too.
     mkdir -p "$root/var/log/journal"
-    # pi: the team's user, in video (cameras) and sudo (deploy.sh runs `sudo sh install.sh`).
-    chroot "$root" useradd -m -s /bin/bash -G video,sudo pi
+    # pi: the team's user, in video (cameras), sudo (deploy.sh runs `sudo sh install.sh`)
+    # and adm (reads the system journal), as on Raspberry Pi OS and Ubuntu's first user.
+    chroot "$root" useradd -m -s /bin/bash -G video,sudo,adm pi
     echo 'pi ALL=(ALL) NOPASSWD:ALL' >"$root/etc/sudoers.d/pi"
     chmod 440 "$root/etc/sudoers.d/pi"
     mkdir -p "$t/out"
@@ -215,6 +217,10 @@ put("TRAILER!!!", None)
     touch "$t/out/done"
     rm -rf "$OUT"
     mv "$t/out" "$OUT"
+    # Images of older versions of this script or kernel: ~180 MB each.
+    for old in "$CACHE/$ARCH"/robot-*; do
+        [ "$old" = "$OUT" ] || rm -rf "$old"
+    done
     log "image ready in $(($(date +%s) - T_START)) s: $OUT ($(du -sm "$OUT/rootfs.img" | cut -f1) MB used of ${size_mb} MB)"
 fi
 

@@ -64,6 +64,8 @@ pub struct RobotVm {
     dir: PathBuf,
     qemu: Child,
     pub ssh_port: u16,
+    /// From starting qemu to ssh's first answer.
+    pub boot_time: Duration,
     forwards: Vec<(u16, u16)>,
     /// Held while the VM runs: one VM at a time with the other rig (`vm/vm.py`'s slots).
     _slot: File,
@@ -218,6 +220,7 @@ impl RobotVm {
             dir: dir.to_owned(),
             qemu,
             ssh_port,
+            boot_time: Duration::ZERO,
             forwards,
             _slot: slot,
         };
@@ -225,7 +228,8 @@ impl RobotVm {
         if !vm.wait_ssh(Duration::from_secs(180)) {
             vm.fail("ssh did not answer within 180 s");
         }
-        eprintln!("robot VM: booted, ssh answers after {:?}", booted.elapsed());
+        vm.boot_time = booted.elapsed();
+        eprintln!("robot VM: booted, ssh answers after {:?}", vm.boot_time);
         Some(vm)
     }
 
