@@ -39,8 +39,7 @@ die() { echo "vm/robot-setup: error: $*" >&2; exit 1; }
 
 # What a coprocessor image has that frcstream and deploy/deploy.sh use: systemd + udev,
 # sshd, sudo, and what remote-install.sh runs (sh, tar, gzip, sha256sum, cmp, stat, awk).
-PACKAGES="systemd systemd-sysv udev libnss-systemd openssh-server sudo passwd kmod mawk
-    v4l-utils procps"
+PACKAGES="systemd,systemd-sysv,udev,libnss-systemd,openssh-server,sudo,passwd,kmod,mawk,v4l-utils,procps"
 # Modules: in the initrd to mount the root fs; in the root fs for the rest.
 INITRD_MODULES="virtio_pci virtio_blk ext4 crc32c_generic virtio_net"
 ROOT_MODULES="$INITRD_MODULES vivid"
@@ -84,9 +83,9 @@ else
     root=$t/root
 
     # ------------------------------------------------------------- root fs ----
-    log "mmdebstrap $SUITE ($(echo $PACKAGES | tr ' ' ','))"
+    log "mmdebstrap $SUITE ($PACKAGES)"
     T0=$(date +%s)
-    nice mmdebstrap --quiet --mode=root --variant=essential --include="$(echo $PACKAGES | tr ' ' ',')" \
+    nice mmdebstrap --quiet --mode=root --variant=essential --include="$PACKAGES" \
         --aptopt='APT::Install-Recommends "false"' \
         --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-include=/usr/share/doc/*/copyright' \
@@ -107,6 +106,7 @@ else
         done | awk '!seen[$0]++'
     }
     mkdir -p "$root/lib/modules/$KVER"
+    # shellcheck disable=SC2086 # a list of module names
     for m in $(order $ROOT_MODULES); do
         mkdir -p "$root/lib/modules/$KVER/$(dirname "$m")"
         cp "$kmods/$m" "$root/lib/modules/$KVER/$m"
@@ -169,6 +169,7 @@ EOF
         "$t/initrd/modules"
     cp "$SYSROOT/bin/busybox" "$t/initrd/bin/busybox"
     : >"$t/initrd/modules/order"
+    # shellcheck disable=SC2086 # a list of module names
     for m in $(order $INITRD_MODULES); do
         cp "$kmods/$m" "$t/initrd/modules/"
         basename "$m" >>"$t/initrd/modules/order"
