@@ -479,16 +479,27 @@ fn deploy_to_a_booted_debian_and_the_unit_holds_end_to_end() {
     );
 
     // ----------------------------------------------------------------- reboot ----
-    post(http, "fps=12");
-    let saved = support::wait_for(Duration::from_secs(5), || {
-        let out = vm.run("sudo cat /var/lib/private/frcstream/settings.json 2>/dev/null || true");
-        (out.contains("fps") && out.contains("brightness")).then_some(out)
-    });
-    assert!(
-        saved.is_some(),
-        "fps and brightness saved in the StateDirectory"
-    );
+    // A change made just before a clean reboot is saved too (frcstream writes what is
+    // pending when systemd stops it), so the reboot follows the POST at once.
     let boot_id = vm.run("cat /proc/sys/kernel/random/boot_id");
+    post(http, "fps=12");
+    // ... once NetworkTables has it: a value changed while NT was down is overwritten by
+    // the server's older one when frcstream connects after the reboot (seen here:
+    // `fps 12 -> 25 (set over NetworkTables)` right after `fps = 12 (saved)`), an open
+    // problem of the NT side, not of the unit.
+    if let Some(server) = nt.as_mut() {
+        assert!(
+            server.wait_value(
+                "dashboard",
+                "/frcstream/cam/fps",
+                "int",
+                &json!(12),
+                Duration::from_secs(30)
+            ),
+            "fps 12 on NetworkTables: {}",
+            server.get("/frcstream/cam/fps")
+        );
+    }
     let (_, said) = vm.exec("sudo systemctl reboot");
     vm.drop_master();
     let t0 = Instant::now();
@@ -506,11 +517,20 @@ fn deploy_to_a_booted_debian_and_the_unit_holds_end_to_end() {
     let reboot_to_frame = frame - t0;
     let show = vm.show(SERVICE, PROPS);
     assert_eq!(show["SubState"], "running");
+    let saved = vm.run("sudo cat /var/lib/private/frcstream/settings.json");
+    let document: serde_json::Value = serde_json::from_str(&saved).expect("settings.json");
+    let cam = &document["cameras"]["cam"];
+    assert!(
+        cam["fps"]["value"] == json!(12) && cam["controls"]["brightness"]["value"] == json!(200),
+        "fps 12 and brightness 200 saved in the StateDirectory:\n{saved}\n{}",
+        vm.run("sudo journalctl -u frcstream -o short-monotonic --no-pager")
+    );
     let config_now = config_json(http);
     assert_eq!(
         config_now["fps"],
         json!(12),
-        "fps 12 came back: {config_now}"
+        "fps 12 came back: {config_now}\n{}",
+        vm.run("sudo cat /var/lib/private/frcstream/settings.json; sudo journalctl -u frcstream -o short-monotonic --no-pager")
     );
     assert!(
         vm.run("v4l2-ctl -d /dev/video0 -C brightness")
