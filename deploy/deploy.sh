@@ -47,7 +47,7 @@ die() {
     exit 1
 }
 
-target='' host='' user='' port='' binary='' force_config=0 restart=0 dry_run=0
+target='' host='' user='' port='' identity='' binary='' force_config=0 restart=0 dry_run=0
 config=$repo/config/frcstream.toml
 ssh_opts=()
 while [ $# -gt 0 ]; do
@@ -55,7 +55,7 @@ while [ $# -gt 0 ]; do
         --host) host=${2:?--host needs a host}; shift 2 ;;
         -u | --user) user=${2:?--user needs a name}; shift 2 ;;
         -p | --ssh-port) port=${2:?--ssh-port needs a number}; shift 2 ;;
-        -i | --identity) ssh_opts+=(-i "${2:?--identity needs a file}"); shift 2 ;;
+        -i | --identity) identity=${2:?--identity needs a file}; ssh_opts+=(-i "$identity"); shift 2 ;;
         -o) ssh_opts+=(-o "${2:?-o needs an option}"); shift 2 ;;
         --binary) binary=${2:?--binary needs a file}; shift 2 ;;
         --config) config=${2:?--config needs a file}; shift 2 ;;
@@ -139,4 +139,8 @@ tr -d '\r' <"$stage/output" | while read -r who kind name; do
         echo "  http://$host:$stream_port/$name.mjpg"
     fi
 done
-echo "Logs: ssh $destination journalctl -u frcstream -f"
+# The ssh command as the user would type it: with the port and key they deployed with.
+logs=ssh
+[ -n "$port" ] && logs+=" -p $port"
+[ -n "$identity" ] && logs+=" -i $(printf %q "$identity")"
+echo "Logs: $logs $destination journalctl -u frcstream -f"

@@ -12,6 +12,8 @@
 #   openssh-server              a throw-away sshd for deploy/deploy.sh's test (tests/deploy.rs);
 #                               installed without starting the machine's ssh service
 #   systemd                     systemd-analyze verify of the unit (tests/systemd_notify.rs)
+#   mmdebstrap, qemu-utils      the robot VM's Debian image and its overlays (tests/robot_vm.rs;
+#                               vm/robot-setup.sh installs them too, with e2fsprogs)
 set -euo pipefail
 
 missing=()
@@ -25,6 +27,8 @@ if [ "${1:-}" = "--test" ]; then
     command -v qemu-aarch64 >/dev/null 2>&1 || optional+=(qemu-user)
     [ -x /usr/sbin/sshd ] || optional+=(openssh-server)
     command -v systemd-analyze >/dev/null 2>&1 || optional+=(systemd)
+    [ -x /usr/bin/mmdebstrap ] || optional+=(mmdebstrap)
+    [ -x /usr/bin/qemu-img ] || optional+=(qemu-utils)
 fi
 
 if [ $((${#missing[@]} + ${#optional[@]})) -gt 0 ]; then

@@ -386,7 +386,15 @@ impl Worker {
         robot_network: Option<[u8; 3]>,
     ) -> Worker {
         let hosts = Advertised::hosts(configured_hosts.as_deref(), robot_network);
-        info!("NetworkTables: streams advertised at {hosts:?}");
+        match &hosts {
+            Advertised::Configured(list) => info!(
+                "NetworkTables: streams advertised at {} ([networktables] advertise)",
+                list.join(", ")
+            ),
+            Advertised::Found(list) => {
+                info!("NetworkTables: streams advertised at {}", list.join(", "))
+            }
+        }
         Worker {
             nt,
             cameras: cameras.into_iter().map(CameraTopics::new).collect(),
