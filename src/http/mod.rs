@@ -12,6 +12,7 @@
 //! - a client that stops reading is dropped when a frame is not taken within 2 s, holding
 //!   at most one frame of ours plus the kernel's socket buffer.
 
+pub mod link;
 pub mod mjpeg;
 pub mod pages;
 pub mod request;
@@ -464,6 +465,7 @@ fn serve_stream(
         connected_at: Instant::now(),
         frames: RateCounter::default(),
         bytes: RateCounter::default(),
+        link: Default::default(),
     });
     log::debug!("{peer}: streaming {} ({})", camera.name, client.path);
     let result = mjpeg::stream(stream, camera, params, &client, &shared.stop);
