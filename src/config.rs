@@ -52,7 +52,15 @@ pub struct ServerConfig {
     /// `state_file`: where settings changed at run time are saved (`saved_settings.rs`).
     #[serde(deserialize_with = "crate::saved_settings::deserialize_setting")]
     pub state_file: StateFileSetting,
+    /// The robot's bandwidth budget for every camera and client together (Mbit/s) across
+    /// the radio; loopback clients do not count. 0 turns it off (`budget.rs`).
+    #[serde(deserialize_with = "max_mbit")]
+    pub max_mbit: f64,
 }
+
+/// The default budget: the default camera (640x480@30, about 6 Mbit/s) fits under the
+/// 4 Mbit/s of an OpenMesh radio with room for NetworkTables and the driver station.
+pub const DEFAULT_MAX_MBIT: f64 = 3.0;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -62,6 +70,7 @@ impl Default for ServerConfig {
             max_clients: 20,
             read_only: false,
             state_file: StateFileSetting::Unset,
+            max_mbit: DEFAULT_MAX_MBIT,
         }
     }
 }
@@ -84,6 +93,11 @@ pub struct CameraConfig {
     /// a saved value is compared with what the file says (`saved_settings.rs`).
     pub fps_in_file: bool,
     pub quality_in_file: bool,
+    /// The camera's part of the robot's budget, relative to the other cameras'.
+    pub weight: f64,
+    /// Floors of the budget's governor: it lowers quality, then fps, never below these.
+    pub min_quality: u8,
+    pub min_fps: u32,
 }
 
 /// One entry of `[camera.controls]`.
@@ -110,6 +124,9 @@ impl CameraConfig {
             port: None,
             fps_in_file: false,
             quality_in_file: false,
+            weight: 1.0,
+            min_quality: DEFAULT_MIN_QUALITY,
+            min_fps: DEFAULT_MIN_FPS,
         }
     }
 }
@@ -323,6 +340,12 @@ struct RawCamera {
     controls: Spanned<toml::Table>,
     #[serde(default)]
     port: Option<Spanned<u16>>,
+    #[serde(default = "default_weight", deserialize_with = "weight")]
+    weight: f64,
+    #[serde(default, deserialize_with = "quality")]
+    min_quality: Option<u8>,
+    #[serde(default, deserialize_with = "fps")]
+    min_fps: Option<u32>,
 }
 
 type ValidationError = (std::ops::Range<usize>, String, String);
@@ -402,6 +425,9 @@ impl RawConfig {
                 port,
                 fps_in_file: raw.fps.is_some(),
                 quality_in_file: raw.quality.is_some(),
+                weight: raw.weight,
+                min_quality: raw.min_quality.unwrap_or(DEFAULT_MIN_QUALITY),
+                min_fps: raw.min_fps.unwrap_or(DEFAULT_MIN_FPS),
             });
         }
         let networktables = self
@@ -717,6 +743,12 @@ fn default_fps() -> u32 {
 fn default_quality() -> u8 {
     DEFAULT_QUALITY
 }
+fn default_weight() -> f64 {
+    1.0
+}
+/// The governor's floors unless a camera sets its own.
+pub const DEFAULT_MIN_QUALITY: u8 = 20;
+pub const DEFAULT_MIN_FPS: u32 = 5;
 fn no_controls() -> Spanned<toml::Table> {
     Spanned::new(0..0, toml::Table::new())
 }
@@ -764,6 +796,42 @@ fn fps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
 fn quality<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
     let range = u64::from(*QUALITY_RANGE.start())..=u64::from(*QUALITY_RANGE.end());
     ranged(d, range, "quality").map(|v| Some(v as u8))
+}
+/// A number that TOML may write as an integer or a float.
+fn number<'de, D: Deserializer<'de>>(
+    d: D,
+    range: std::ops::RangeInclusive<f64>,
+    what: &str,
+) -> Result<f64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Int(i64),
+        Float(f64),
+    }
+    let value = match Number::deserialize(d)? {
+        Number::Int(v) => v as f64,
+        Number::Float(v) => v,
+    };
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{what} {value} is out of range ({}–{})",
+            range.start(),
+            range.end()
+        )))
+    }
+}
+fn max_mbit<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    number(d, 0.0..=10_000.0, "max_mbit")
+}
+fn weight<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let weight = number(d, 0.0..=1000.0, "weight")?;
+    if weight <= 0.0 {
+        return Err(serde::de::Error::custom("weight must be more than 0"));
+    }
+    Ok(weight)
 }
 fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     ranged(d, 0..=65535, "port").map(|v| v as u16)

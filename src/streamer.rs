@@ -47,6 +47,8 @@ pub struct Streamer {
     networktables: Option<CameraPublisher>,
     /// Writes settings changed at run time to the state file, when there is one.
     settings_writer: Option<saved_settings::Writer>,
+    /// The bandwidth budget's governor thread (`budget.rs`), unless `max_mbit = 0`.
+    budget: Option<JoinHandle<()>>,
 }
 
 impl Streamer {
@@ -89,6 +91,9 @@ impl Streamer {
                 camera_servers.push((camera.name.clone(), server));
             }
         }
+        let budget =
+            crate::budget::spawn(config.server.max_mbit, cameras.clone(), Arc::clone(&stop))
+                .map_err(StartError::Thread)?;
         let networktables = match &config.networktables {
             Some(nt) if nt.enabled => {
                 let nt_cameras = cameras
@@ -119,6 +124,7 @@ impl Streamer {
             }
         };
         Ok(Streamer {
+            budget,
             cameras,
             pushed,
             stop,
@@ -210,7 +216,7 @@ impl Streamer {
             writer.stop();
         }
         let deadline = Instant::now() + Duration::from_millis(900);
-        for thread in self.capture_threads.drain(..) {
+        for thread in self.capture_threads.drain(..).chain(self.budget.take()) {
             while !thread.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }

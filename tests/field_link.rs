@@ -211,3 +211,27 @@ fn frames_keep_flowing_through_a_rate_change() {
         again.1
     );
 }
+
+#[test]
+fn the_stream_stays_under_the_budget() {
+    let test = "the_stream_stays_under_the_budget";
+    // A link with room to spare: only the budget holds the stream back.
+    let Some(link) = FieldLink::up(test, "b", "20mbit", 200) else {
+        return;
+    };
+    let dir = scratch_dir(test);
+    let _robot = start_robot(&link, &dir, "max_mbit = 2.0");
+    let seen = watch(&link, 9.0, |_| {});
+    let (fps, mbit) = (seen.fps(4.0, 9.0), seen.mbit(4.0, 9.0));
+    let stats = stats(&link);
+    let governor = &stats["cameras"][0]["governor"];
+    eprintln!("budget 2 Mbit/s: {fps:.1} fps, {mbit:.2} Mbit/s over 5 s; {governor}");
+    // Unbudgeted the default camera sends about 6 Mbit/s.
+    assert!(
+        mbit <= 2.0 * 1.15,
+        "{mbit:.2} Mbit/s under a 2 Mbit/s budget"
+    );
+    assert!(fps >= 5.0, "{fps:.1} fps");
+    assert_eq!(stats["budget"]["max_mbit"], 2.0, "{stats}");
+    assert_eq!(governor["quality_capped"], true, "{governor}");
+}
