@@ -277,5 +277,9 @@ mod tests {
         assert_eq!(json["cameras"][0]["frames"]["encodes"], 0);
         assert_eq!(json["cameras"][0]["settings"]["fps"], 30);
         assert_eq!(json["cameras"][0]["settings"]["origin"]["fps"], "default");
+        // The budget's governor has not capped anything without clients.
+        assert_eq!(json["cameras"][0]["governor"]["quality"], 50);
+        assert_eq!(json["cameras"][0]["governor"]["quality_capped"], false);
+        assert_eq!(json["budget"]["used_mbit"], 0.0);
     }
 }
