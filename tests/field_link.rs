@@ -32,19 +32,10 @@ fn robot_addr() -> SocketAddr {
     format!("{ROBOT_ADDR}:1181").parse().expect("address")
 }
 
-/// Starts frcstream on the robot with the default camera (the 640x480@30 q50 test
-/// pattern, about 6 Mbit/s) and `server_extra` in `[server]`; waits until it answers from
-/// the driver station.
-fn start_robot(link: &FieldLink, dir: &Path, server_extra: &str) -> Robot {
+/// Starts frcstream on the robot with `config` as its whole config file.
+fn start_robot_with(link: &FieldLink, dir: &Path, config_text: &str) -> Robot {
     let config = dir.join("frcstream.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nport = 1181\nstate_file = \"\"\n{server_extra}\n\
-             [[camera]]\nname = \"cam\"\n"
-        ),
-    )
-    .expect("write config");
+    std::fs::write(&config, config_text).expect("write config");
     let log = std::fs::File::create(dir.join("frcstream.log")).expect("log");
     let child = link
         .on_robot(env!("CARGO_BIN_EXE_frcstream"))
@@ -65,6 +56,49 @@ fn start_robot(link: &FieldLink, dir: &Path, server_extra: &str) -> Robot {
     });
     assert!(ready, "frcstream did not answer over the link");
     robot
+}
+
+/// Reads each of `paths` from the driver station at once for `seconds`: Mbit/s of each
+/// between `from` and the end.
+fn mbit_of_each(link: &FieldLink, paths: &[&str], seconds: f64, from: f64) -> Vec<f64> {
+    std::thread::scope(|s| {
+        let threads: Vec<_> = paths
+            .iter()
+            .map(|path| {
+                s.spawn(move || {
+                    link.enter_ds();
+                    let mut stream = MjpegStream::open(robot_addr(), path).expect("open stream");
+                    let start = Instant::now();
+                    let mut bytes = 0usize;
+                    while start.elapsed().as_secs_f64() < seconds {
+                        let part = stream.next_part().expect("a part");
+                        if start.elapsed().as_secs_f64() >= from {
+                            bytes += part.jpeg.len();
+                        }
+                    }
+                    bytes as f64 * 8.0 / (seconds - from) / 1e6
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("driver station thread"))
+            .collect()
+    })
+}
+
+/// Starts frcstream on the robot with the default camera (the 640x480@30 q50 test
+/// pattern, about 6 Mbit/s) and `server_extra` in `[server]`; waits until it answers from
+/// the driver station.
+fn start_robot(link: &FieldLink, dir: &Path, server_extra: &str) -> Robot {
+    start_robot_with(
+        link,
+        dir,
+        &format!(
+            "[server]\nport = 1181\nstate_file = \"\"\n{server_extra}\n\
+             [[camera]]\nname = \"cam\"\n"
+        ),
+    )
 }
 
 /// Runs `f` in a thread on the driver station's side of the link.
@@ -234,4 +268,32 @@ fn the_stream_stays_under_the_budget() {
     assert!(fps >= 5.0, "{fps:.1} fps");
     assert_eq!(stats["budget"]["max_mbit"], 2.0, "{stats}");
     assert_eq!(governor["quality_capped"], true, "{governor}");
+}
+
+#[test]
+fn cameras_share_the_budget_by_weight() {
+    let test = "cameras_share_the_budget_by_weight";
+    let Some(link) = FieldLink::up(test, "w", "20mbit", 200) else {
+        return;
+    };
+    let dir = scratch_dir(test);
+    let _robot = start_robot_with(
+        &link,
+        &dir,
+        "[server]\nport = 1181\nstate_file = \"\"\nmax_mbit = 3.0\n\
+         [[camera]]\nname = \"front\"\nweight = 2\n\
+         [[camera]]\nname = \"back\"\nweight = 1\n",
+    );
+    let mbit = mbit_of_each(&link, &["/front.mjpg", "/back.mjpg"], 10.0, 5.0);
+    eprintln!("weights 2 and 1 under 3 Mbit/s: {mbit:.2?} Mbit/s");
+    let total: f64 = mbit.iter().sum();
+    assert!(
+        total <= 3.0 * 1.15,
+        "{total:.2} Mbit/s under a 3 Mbit/s budget"
+    );
+    let ratio = mbit[0] / mbit[1];
+    assert!(
+        (1.4..=2.8).contains(&ratio),
+        "front/back {ratio:.2}, weights 2/1"
+    );
 }
