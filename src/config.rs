@@ -940,6 +940,37 @@ mod tests {
     }
 
     #[test]
+    fn the_budget_and_its_floors() {
+        let config = parse("[[camera]]\nname = \"a\"\n").expect("valid");
+        assert_eq!(config.server.max_mbit, DEFAULT_MAX_MBIT);
+        let camera = &config.cameras[0];
+        assert_eq!(
+            (camera.weight, camera.min_quality, camera.min_fps),
+            (1.0, 20, 5)
+        );
+        let config = parse(
+            "[server]\nmax_mbit = 0\n[[camera]]\nname = \"a\"\nweight = 2.5\n\
+             min_quality = 30\nmin_fps = 10\n",
+        )
+        .expect("valid");
+        assert_eq!(config.server.max_mbit, 0.0);
+        let camera = &config.cameras[0];
+        assert_eq!(
+            (camera.weight, camera.min_quality, camera.min_fps),
+            (2.5, 30, 10)
+        );
+        let message = error_text("[server]\nmax_mbit = -1\n[[camera]]\nname = \"a\"\n");
+        assert!(message.contains("server.max_mbit"), "{message}");
+        let message = error_text("[[camera]]\nname = \"a\"\nweight = 0\n");
+        assert!(
+            message.contains("camera[0].weight") && message.contains("more than 0"),
+            "{message}"
+        );
+        let message = error_text("[[camera]]\nname = \"a\"\nmin_fps = 0\n");
+        assert!(message.contains("camera[0].min_fps"), "{message}");
+    }
+
+    #[test]
     fn duplicate_names_are_refused_at_the_second() {
         let message = error_text("[[camera]]\nname = \"a\"\n[[camera]]\nname = \"a\"\n");
         assert!(message.contains("line 4"), "{message}");
