@@ -19,6 +19,10 @@ Scenarios:
   F2  2 Mbit/s, one client        target p95 <= 3x floor at >= 8 fps
   F4  4 -> 2 -> 4 Mbit/s          p95 <= 3x floor from 3 s after the drop;
                                   fps and frame size back within 5 s of the recovery
+  F3  three cameras, 4 Mbit/s link and budget (frcstream only): two 640x480@30 test
+      patterns (YUYV, encoded) and a 1280x720@30 JPEG folder (MJPEG passed through),
+      weights 1, 1, 2, one client each: total under the link, each p95 <= 2x its floor,
+      each camera's part of the bytes within 20% of its part of the weights
 """
 
 import argparse
@@ -145,6 +149,8 @@ def main():
     parser.add_argument("--scenarios", default="F1,F2,F4")
     parser.add_argument("--servers", default="frcstream,cscore")
     parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--bench-pushed",
+                        default=os.path.join(TARGET, "release", "examples", "bench_pushed"))
     parser.add_argument("--json", help="append every run's figures to this file")
     args = parser.parse_args()
 
@@ -164,6 +170,9 @@ def main():
     out = open(args.json, "a") if args.json else None
     rows = []
     for scenario in args.scenarios.split(","):
+        if scenario == "F3":
+            rows.append(run_f3(args, work, texture, out))
+            continue
         rate, changes, seconds = SCENARIOS[scenario]
         for name in args.servers.split(","):
             server = servers[name]
@@ -185,6 +194,64 @@ def main():
             log(f"{scenario} {name}: {figures}")
             rows.append(figures)
     print_table(rows)
+
+
+F3_CAMERAS = [("a", 1), ("b", 1), ("c", 2)]
+
+
+def run_f3(args, work, texture, out):
+    jpegs = os.path.join(work, "fieldlink-jpeg-720p")
+    if not os.path.isdir(jpegs):
+        texture_720 = frames.ensure_texture(work, 1280, 720)
+        subprocess.run([args.bench_pushed, "--write-jpegs", jpegs, "8", texture_720, "1280",
+                        "720", "80"], check=True)
+    config = os.path.join(work, "fieldlink-f3.toml")
+    with open(config, "w") as f:
+        f.write('[server]\nport = 1181\nstate_file = ""\nmax_mbit = 4.0\n')
+        for (name, weight), source in zip(F3_CAMERAS, ["test-pattern", "test-pattern",
+                                                       f"folder:{jpegs}"]):
+            size = "width = 1280\nheight = 720\n" if name == "c" else ""
+            f.write(f'[[camera]]\nname = "{name}"\nsource = "{source}"\n{size}'
+                    f'weight = {weight}\n')
+    server = Server("frcstream", [args.frcstream, "--config", config], 1181, None, "header",
+                    None)
+    tag = f"b{os.getpid() % 10000}"
+    seconds = 12
+    rig("up", tag, "4mbit", str(QUEUE_MS), "16kb")
+    results = {}
+    try:
+        server.start(tag, work)
+        threads = []
+        for name, _ in F3_CAMERAS:
+            cam = Server(name, [], 1181, f"/{name}.mjpg", "header", None)
+            trace = os.path.join(work, f"fieldlink-F3-{name}.trace")
+
+            def go(cam=cam, trace=trace, name=name):
+                results[name] = (run_load(tag, cam, seconds, args.warmup, trace, []), trace)
+            threads.append(threading.Thread(target=go))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.stop()
+        rig("down", tag)
+    windows = {name: window(read_trace(results[name][1]), 0, seconds, 4.0)
+               for name, _ in F3_CAMERAS}
+    total = sum(w["mbit"] for w in windows.values() if w)
+    weights = sum(w for _, w in F3_CAMERAS)
+    figures = {"scenario": "F3", "server": "frcstream", "total_mbit": total, "cameras": {}}
+    for name, weight in F3_CAMERAS:
+        w = windows[name]
+        if w:
+            w["part"] = w["mbit"] / total if total else 0
+            w["weight_part"] = weight / weights
+        figures["cameras"][name] = w
+    if out:
+        out.write(json.dumps(figures) + "\n")
+        out.flush()
+    log(f"F3: {figures}")
+    return figures
 
 
 def analyse(scenario, trace, rate, changes, seconds):
@@ -211,6 +278,17 @@ def cells(w):
 def print_table(rows):
     lines = []
     for r in rows:
+        if r["scenario"] == "F3":
+            for name, weight in F3_CAMERAS:
+                w = r["cameras"][name]
+                label = (f"camera {name}, weight {weight}: "
+                         f"{w['part'] * 100:.0f}% of the bytes for {w['weight_part'] * 100:.0f}%"
+                         if w else f"camera {name}")
+                lines.append(["F3", "frcstream", label, *cells(w),
+                              f"{w['kb']:.1f}" if w else "–"])
+            lines.append(["F3", "frcstream", "all three", "", f"{r['total_mbit']:.2f}", "", "",
+                          ""])
+            continue
         if "steady" in r:
             lines.append([r["scenario"], r["server"], "whole run", *cells(r["steady"]),
                           f"{r['steady']['kb']:.1f}" if r["steady"] else "–"])
