@@ -1,7 +1,10 @@
 """WPILib cscore serving frames a program puts, the way a robot's vision program does:
 a `CvSource` fed BGR frames (bench/frames.py) at a fixed rate, and an `MjpegServer` on it.
 
-    python cscore_server.py TEXTURE WIDTH HEIGHT FPS PORT QUALITY
+    python cscore_server.py TEXTURE WIDTH HEIGHT FPS PORT QUALITY [ADDRESS]
+
+ADDRESS is where the server listens: 127.0.0.1 unless given (bench/fieldlink.sh gives the
+robot's address on the field link).
 
 The feeding loop runs in the main thread, named `feeder` so the load tool can take its
 CPU time out of the server's. Prints `READY <pid>` once serving; stops on SIGTERM.
@@ -27,7 +30,8 @@ def main():
     width, height, fps, port, quality = (int(a) for a in sys.argv[2:7])
     frames = Frames(load_texture(texture_path, width, height), width, height)
     source = cscore.CvSource("bench", cscore.VideoMode.PixelFormat.kBGR, width, height, fps)
-    server = cscore.MjpegServer("bench", "127.0.0.1", port)
+    address = sys.argv[7] if len(sys.argv) > 7 else "127.0.0.1"
+    server = cscore.MjpegServer("bench", address, port)
     server.setSource(source)
     # The quality of clients that ask for none (cscore's default is 80).
     server.setDefaultCompression(quality)

@@ -18,8 +18,10 @@
 //! `/proc/<pid>` over the measured window; `--feeder-thread NAME` takes the CPU time of
 //! the thread of that name (a benchmark's frame feeder, living in the server's process)
 //! out of the server's and reports it on its own. `--marks` prints `window start` and
-//! `window end` on stderr, for a driver sampling a server elsewhere (in a VM). Prints one
-//! JSON line.
+//! `window end` on stderr, for a driver sampling a server elsewhere (in a VM).
+//! `--trace FILE` writes one line per frame of the window (seconds since the window's
+//! start, latency in ms or -1, JPEG bytes), for following a stream through a change of
+//! the link (`bench/fieldlink.sh`). Prints one JSON line.
 //!
 //!     cargo run --release --example mjpeg_load -- \
 //!         --url http://127.0.0.1:1181/cam.mjpg --clients 4 --seconds 10 --pid 1234
@@ -49,13 +51,14 @@ struct Options {
     latency: Latency,
     feeder_thread: Option<String>,
     marks: bool,
+    trace: Option<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: mjpeg_load --url http://host:port/path [--clients N] [--seconds S] \
          [--warmup S] [--pid PID] [--feeder-thread NAME] [--latency header|barcode|none] \
-         [--marks]"
+         [--marks] [--trace FILE]"
     );
     std::process::exit(2)
 }
@@ -72,6 +75,7 @@ fn parse_options() -> Options {
         latency: Latency::Header,
         feeder_thread: None,
         marks: false,
+        trace: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -93,6 +97,7 @@ fn parse_options() -> Options {
             "--no-latency" => options.latency = Latency::None,
             "--feeder-thread" => options.feeder_thread = Some(value()),
             "--marks" => options.marks = true,
+            "--trace" => options.trace = Some(value()),
             _ => usage(),
         }
     }
@@ -117,6 +122,8 @@ struct ClientResult {
     /// Parts whose picture carried no readable time stamp (`--latency barcode`).
     unstamped: u64,
     latencies_us: Vec<u64>,
+    /// (seconds since the window's start, latency in µs if known, JPEG bytes) per frame.
+    trace: Vec<(f64, Option<u64>, usize)>,
     error: Option<String>,
 }
 
@@ -220,10 +227,15 @@ fn run_client(
                 }
                 result.frames += 1;
                 result.bytes += part.jpeg.len() as u64;
-                match latency_us(&part, options.latency, &mut barcode) {
+                let latency = latency_us(&part, options.latency, &mut barcode);
+                match latency {
                     Some(us) => result.latencies_us.push(us),
                     None if options.latency == Latency::Barcode => result.unstamped += 1,
                     None => {}
+                }
+                if options.trace.is_some() {
+                    let at = now.duration_since(window_start).as_secs_f64();
+                    result.trace.push((at, latency, part.jpeg.len()));
                 }
             }
             Err(frcstream::client::ClientError::Protocol(_)) => result.invalid += 1,
@@ -353,6 +365,16 @@ fn main() {
         eprintln!("window end");
     }
     let results: Vec<ClientResult> = threads.into_iter().filter_map(|t| t.join().ok()).collect();
+    if let Some(path) = &options.trace {
+        let mut text = String::new();
+        for (at, latency, bytes) in results.iter().flat_map(|r| r.trace.iter()) {
+            let ms = latency.map_or(-1.0, |us| us as f64 / 1000.0);
+            text.push_str(&format!("{at:.4} {ms:.2} {bytes}\n"));
+        }
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("mjpeg_load: cannot write {path}: {e}");
+        }
+    }
     let frames: u64 = results.iter().map(|r| r.frames).sum();
     let bytes: u64 = results.iter().map(|r| r.bytes).sum();
     let invalid: u64 = results.iter().map(|r| r.invalid).sum();

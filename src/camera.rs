@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::budget::Governor;
 use crate::config::{CameraConfig, FPS_RANGE, QUALITY_RANGE};
 use crate::controls::{CameraControls, ControlError, ControlValue};
 use crate::frame_slot::FrameSlot;
@@ -37,6 +38,8 @@ pub struct Camera {
     origins: Mutex<(Origin, Origin)>,
     /// Where changes are saved, when a state file is in use.
     state_file: OnceLock<Arc<StateFile>>,
+    /// The camera's part of the robot's bandwidth budget (`budget.rs`).
+    pub governor: Governor,
 }
 
 impl Camera {
@@ -73,7 +76,18 @@ impl Camera {
             config: values,
             origins: Mutex::new(origins),
             state_file: OnceLock::new(),
+            governor: Governor::new(config),
         }
+    }
+
+    /// The JPEG quality frames are encoded at: the setting, or less under the budget.
+    pub fn quality_in_force(&self) -> u8 {
+        self.governor.quality(self.settings.quality())
+    }
+
+    /// The fps frames are published at: the setting, or less under the budget.
+    pub fn fps_in_force(&self) -> u32 {
+        self.governor.fps(self.settings.fps())
     }
 
     /// The mode the source delivers (as negotiated, which may differ from the config).

@@ -173,7 +173,7 @@ impl<'a> Capture<'a> {
             dropped_before: 0,
         };
         let seq = self.camera.slot.next_seq();
-        let quality = self.camera.settings.quality();
+        let quality = self.camera.quality_in_force();
         match self
             .encoder
             .process_as(&frame, quality, seq, FrameKind::NoSignal)
@@ -201,11 +201,11 @@ fn handle_frame(
         stats.idle_frames.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    if !pacer.admit(frame.captured_us, camera.settings.fps()) {
+    if !pacer.admit(frame.captured_us, camera.fps_in_force()) {
         return;
     }
     let seq = camera.slot.next_seq();
-    match encoder.process(frame, camera.settings.quality(), seq) {
+    match encoder.process(frame, camera.quality_in_force(), seq) {
         Ok((encoded, work)) => {
             let counter = match work {
                 Work::Encoded => &stats.encodes,

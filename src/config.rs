@@ -61,7 +61,15 @@ pub struct ServerConfig {
     /// `state_file`: where settings changed at run time are saved (`saved_settings.rs`).
     #[serde(deserialize_with = "crate::saved_settings::deserialize_setting")]
     pub state_file: StateFileSetting,
+    /// The robot's bandwidth budget for every camera and client together (Mbit/s) across
+    /// the radio; loopback clients do not count. 0 turns it off (`budget.rs`).
+    #[serde(deserialize_with = "max_mbit")]
+    pub max_mbit: f64,
 }
+
+/// The default budget: the default camera (640x480@30, about 6 Mbit/s) fits under the
+/// 4 Mbit/s of an OpenMesh radio with room for NetworkTables and the driver station.
+pub const DEFAULT_MAX_MBIT: f64 = 3.0;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -71,6 +79,7 @@ impl Default for ServerConfig {
             max_clients: 20,
             read_only: false,
             state_file: StateFileSetting::Unset,
+            max_mbit: DEFAULT_MAX_MBIT,
         }
     }
 }
@@ -93,6 +102,11 @@ pub struct CameraConfig {
     /// a saved value is compared with what the file says (`saved_settings.rs`).
     pub fps_in_file: bool,
     pub quality_in_file: bool,
+    /// The camera's part of the robot's budget, relative to the other cameras'.
+    pub weight: f64,
+    /// Floors of the budget's governor: it lowers quality, then fps, never below these.
+    pub min_quality: u8,
+    pub min_fps: u32,
 }
 
 /// One entry of `[camera.controls]`.
@@ -119,6 +133,9 @@ impl CameraConfig {
             port: None,
             fps_in_file: false,
             quality_in_file: false,
+            weight: 1.0,
+            min_quality: DEFAULT_MIN_QUALITY,
+            min_fps: DEFAULT_MIN_FPS,
         }
     }
 }
@@ -378,6 +395,12 @@ struct RawCamera {
     controls: Spanned<toml::Table>,
     #[serde(default)]
     port: Option<Spanned<u16>>,
+    #[serde(default = "default_weight", deserialize_with = "weight")]
+    weight: f64,
+    #[serde(default, deserialize_with = "quality")]
+    min_quality: Option<u8>,
+    #[serde(default, deserialize_with = "fps")]
+    min_fps: Option<u32>,
 }
 
 type ValidationError = (std::ops::Range<usize>, String, String);
@@ -497,6 +520,9 @@ impl RawConfig {
                 port,
                 fps_in_file: raw.fps.is_some(),
                 quality_in_file: raw.quality.is_some(),
+                weight: raw.weight,
+                min_quality: raw.min_quality.unwrap_or(DEFAULT_MIN_QUALITY),
+                min_fps: raw.min_fps.unwrap_or(DEFAULT_MIN_FPS),
             });
         }
         let networktables = self
@@ -878,6 +904,12 @@ fn default_fps() -> u32 {
 fn default_quality() -> u8 {
     DEFAULT_QUALITY
 }
+fn default_weight() -> f64 {
+    1.0
+}
+/// The governor's floors unless a camera sets its own.
+pub const DEFAULT_MIN_QUALITY: u8 = 20;
+pub const DEFAULT_MIN_FPS: u32 = 5;
 fn no_controls() -> Spanned<toml::Table> {
     Spanned::new(0..0, toml::Table::new())
 }
@@ -925,6 +957,42 @@ fn fps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
 fn quality<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
     let range = u64::from(*QUALITY_RANGE.start())..=u64::from(*QUALITY_RANGE.end());
     ranged(d, range, "quality").map(|v| Some(v as u8))
+}
+/// A number that TOML may write as an integer or a float.
+fn number<'de, D: Deserializer<'de>>(
+    d: D,
+    range: std::ops::RangeInclusive<f64>,
+    what: &str,
+) -> Result<f64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Int(i64),
+        Float(f64),
+    }
+    let value = match Number::deserialize(d)? {
+        Number::Int(v) => v as f64,
+        Number::Float(v) => v,
+    };
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{what} {value} is out of range ({}–{})",
+            range.start(),
+            range.end()
+        )))
+    }
+}
+fn max_mbit<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    number(d, 0.0..=10_000.0, "max_mbit")
+}
+fn weight<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let weight = number(d, 0.0..=1000.0, "weight")?;
+    if weight <= 0.0 {
+        return Err(serde::de::Error::custom("weight must be more than 0"));
+    }
+    Ok(weight)
 }
 fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     ranged(d, 0..=65535, "port").map(|v| v as u16)
@@ -1030,6 +1098,37 @@ mod tests {
         let message = error_text("[[camera]]\nname = \"a\"\nquality = 0\n");
         assert!(message.contains("out of range"), "{message}");
         assert!(message.contains("camera[0].quality"), "{message}");
+    }
+
+    #[test]
+    fn the_budget_and_its_floors() {
+        let config = parse("[[camera]]\nname = \"a\"\n").expect("valid");
+        assert_eq!(config.server.max_mbit, DEFAULT_MAX_MBIT);
+        let camera = &config.cameras[0];
+        assert_eq!(
+            (camera.weight, camera.min_quality, camera.min_fps),
+            (1.0, 20, 5)
+        );
+        let config = parse(
+            "[server]\nmax_mbit = 0\n[[camera]]\nname = \"a\"\nweight = 2.5\n\
+             min_quality = 30\nmin_fps = 10\n",
+        )
+        .expect("valid");
+        assert_eq!(config.server.max_mbit, 0.0);
+        let camera = &config.cameras[0];
+        assert_eq!(
+            (camera.weight, camera.min_quality, camera.min_fps),
+            (2.5, 30, 10)
+        );
+        let message = error_text("[server]\nmax_mbit = -1\n[[camera]]\nname = \"a\"\n");
+        assert!(message.contains("server.max_mbit"), "{message}");
+        let message = error_text("[[camera]]\nname = \"a\"\nweight = 0\n");
+        assert!(
+            message.contains("camera[0].weight") && message.contains("more than 0"),
+            "{message}"
+        );
+        let message = error_text("[[camera]]\nname = \"a\"\nmin_fps = 0\n");
+        assert!(message.contains("camera[0].min_fps"), "{message}");
     }
 
     #[test]

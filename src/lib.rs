@@ -8,6 +8,7 @@
 //!
 //! See ARCHITECTURE.md for the threads, the invariants and the map of modules.
 
+pub mod budget;
 pub mod camera;
 pub mod capture;
 pub mod client;

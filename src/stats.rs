@@ -128,6 +128,36 @@ pub struct ClientStats {
     pub connected_at: Instant,
     pub frames: RateCounter,
     pub bytes: RateCounter,
+    /// What the stream's sender knows of the client's link (remote clients only).
+    pub link: ClientLink,
+}
+
+/// A remote client's link as its sender sees it (`http/link.rs`): written by whichever
+/// thread sends to the client, read by `/stats.json` and the budget's governor.
+#[derive(Default)]
+pub struct ClientLink {
+    /// The client crosses a network (not loopback): the in-flight limit and the budget
+    /// apply to it.
+    pub remote: std::sync::atomic::AtomicBool,
+    /// The rate the link delivers, bytes per second (0: not known yet).
+    pub rate_bytes_per_second: AtomicU64,
+    /// Bytes sent and not yet acknowledged, when last looked at.
+    pub in_flight_bytes: AtomicU64,
+    /// Age of the last frame sent when it started going out, microseconds.
+    pub frame_age_us: AtomicU64,
+    /// New frames not sent because the previous one had not left yet.
+    pub held_back: AtomicU64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkReport {
+    /// The rate the link to this client delivers, estimated from TCP (Mbit/s).
+    pub rate_mbit: f64,
+    pub in_flight_bytes: u64,
+    /// How old the last frame was when it started going out (ms).
+    pub frame_age_ms: f64,
+    /// Frames not sent because the previous one was still on its way.
+    pub held_back_frames: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,6 +170,8 @@ pub struct ClientReport {
     pub bytes_per_second: f64,
     pub frames_sent: u64,
     pub bytes_sent: u64,
+    /// Across a network: its link as the sender sees it. Loopback clients: null.
+    pub link: Option<LinkReport>,
 }
 
 impl ClientStats {
@@ -153,7 +185,27 @@ impl ClientStats {
             bytes_per_second: self.bytes.rate().round(),
             frames_sent: self.frames.total(),
             bytes_sent: self.bytes.total(),
+            link: self.link.report(),
         }
+    }
+}
+
+impl ClientLink {
+    pub fn is_remote(&self) -> bool {
+        self.remote.load(Ordering::Relaxed)
+    }
+
+    pub fn rate_bytes_per_second(&self) -> u64 {
+        self.rate_bytes_per_second.load(Ordering::Relaxed)
+    }
+
+    fn report(&self) -> Option<LinkReport> {
+        self.is_remote().then(|| LinkReport {
+            rate_mbit: round2(self.rate_bytes_per_second() as f64 * 8.0 / 1e6),
+            in_flight_bytes: self.in_flight_bytes.load(Ordering::Relaxed),
+            frame_age_ms: round2(self.frame_age_us.load(Ordering::Relaxed) as f64 / 1e3),
+            held_back_frames: self.held_back.load(Ordering::Relaxed),
+        })
     }
 }
 
@@ -193,6 +245,11 @@ impl CameraStats {
 
     pub fn client_count(&self) -> usize {
         self.lock_clients().len()
+    }
+
+    /// The clients connected now.
+    pub fn clients(&self) -> Vec<Arc<ClientStats>> {
+        self.lock_clients().clone()
     }
 
     pub fn client_reports(&self) -> Vec<ClientReport> {
@@ -267,6 +324,7 @@ mod tests {
             connected_at: Instant::now(),
             frames: RateCounter::default(),
             bytes: RateCounter::default(),
+            link: ClientLink::default(),
         });
         let registration = stats.add_client(client);
         assert_eq!(stats.client_count(), 1);

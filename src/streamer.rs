@@ -49,6 +49,8 @@ pub struct Streamer {
     networktables: Option<CameraPublisher>,
     /// Writes settings changed at run time to the state file, when there is one.
     settings_writer: Option<saved_settings::Writer>,
+    /// The bandwidth budget's governor thread (`budget.rs`), unless `max_mbit = 0`.
+    budget: Option<JoinHandle<()>>,
 }
 
 impl Streamer {
@@ -111,6 +113,9 @@ impl Streamer {
                 camera_servers.push((camera.name.clone(), server));
             }
         }
+        let budget =
+            crate::budget::spawn(config.server.max_mbit, cameras.clone(), Arc::clone(&stop))
+                .map_err(StartError::Thread)?;
         let networktables = match &config.networktables {
             Some(nt) if nt.enabled => {
                 let nt_cameras = cameras
@@ -141,6 +146,7 @@ impl Streamer {
             }
         };
         Ok(Streamer {
+            budget,
             cameras,
             pushed,
             stop,
@@ -231,12 +237,15 @@ impl Streamer {
         if let Some(writer) = self.settings_writer.take() {
             writer.stop();
         }
+        if let Some(budget) = self.budget.take() {
+            self.capture_threads.push(budget);
+        }
         join_for_a_while(&mut self.capture_threads);
     }
 }
 
-/// Joins the capture threads that end within about a second (a thread stuck in a driver
-/// call is left behind rather than waited for).
+/// Joins the capture threads (and the budget thread) that end within about a second (a
+/// thread stuck in a driver call is left behind rather than waited for).
 fn join_for_a_while(threads: &mut Vec<JoinHandle<()>>) {
     let deadline = Instant::now() + Duration::from_millis(900);
     for thread in threads.drain(..) {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::response::{WRITE_DEADLINE, write_all_vectored};
 use super::routes::StreamParams;
-use super::sender::{self, Client, ClientState, Job};
+use super::sender::{self, Client, ClientState, Job, Next};
 use crate::camera::Camera;
 use crate::frame::{Frame, FrameKind, monotonic_us};
 use crate::frame_slot::FrameSlot;
@@ -101,12 +101,20 @@ pub fn stream<G>(
             camera.stats.bytes_sent.add(bytes as u64);
         }
     };
+    // A client on this machine (a vision program) does not cross the radio.
+    let remote = !out.peer_addr().is_ok_and(|a| a.ip().is_loopback());
+    client.link.remote.store(remote, Ordering::Relaxed);
     let me = Arc::new(Client {
         socket: out.try_clone()?,
         // This thread sends first: the current frame if it is fresh.
-        state: Mutex::new(ClientState::new(first_frame_floor(slot), params.fps)),
+        state: Mutex::new(ClientState::new(
+            first_frame_floor(slot),
+            params.fps,
+            remote,
+        )),
         wake: Condvar::new(),
         delivered: Box::new(delivered),
+        stats: Arc::clone(client),
     });
     let _watch = watch(&me);
     let _subscription = sender::subscribe(slot, &me)?;
@@ -131,6 +139,7 @@ pub fn stream<G>(
                 finish(&me, &frame, sent)?;
                 catch_up(&me, slot)?;
             }
+            Some(Job::Wait) => catch_up(&me, slot)?,
         }
     }
 }
@@ -144,23 +153,49 @@ fn finish(client: &Client, frame: &Frame, sent: usize) -> io::Result<()> {
 }
 
 /// Sends the slot's newest frame while there is one this client has not had (waiting for
-/// the socket), then hands the client back to the sender. Deciding under the client's
-/// lock that there is none, and clearing `busy` in the same breath, means a frame the
-/// sender skipped while this thread was busy is not lost: it is the newest one here.
+/// the socket, and for a remote client's link to clear), then hands the client back to
+/// the sender. Deciding under the client's lock that there is none, and clearing `busy`
+/// in the same breath, means a frame the sender skipped while this thread was busy is not
+/// lost: it is the newest one here.
 fn catch_up(client: &Client, slot: &FrameSlot) -> io::Result<()> {
+    // A link that moves nothing for the write deadline drops the client, as a socket
+    // that takes nothing does.
+    let mut progress = (u64::MAX, Instant::now());
     loop {
         let newest = slot.latest();
         let frame = {
             let mut state = client.lock();
-            match state.next_part(&newest, monotonic_us()) {
-                Some(frame) => frame,
-                None => {
+            match state.next_part(&newest, monotonic_us(), client) {
+                Next::Nothing => {
                     state.busy = false;
                     return Ok(());
                 }
+                Next::Send(frame) => Some(frame),
+                Next::Wait => None,
+            }
+        };
+        let frame = match frame {
+            Some(frame) => frame,
+            None => {
+                let (in_flight, retry_us) = client
+                    .lock()
+                    .link
+                    .as_ref()
+                    .map_or((0, 1_000), |link| (link.in_flight, link.retry_us()));
+                if in_flight < progress.0 {
+                    progress = (in_flight, Instant::now());
+                } else if progress.1.elapsed() >= WRITE_DEADLINE {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the link to the client moved nothing for too long",
+                    ));
+                }
+                std::thread::sleep(Duration::from_micros(retry_us));
+                continue;
             }
         };
         finish(client, &frame, 0)?;
+        progress = (u64::MAX, Instant::now());
     }
 }
 

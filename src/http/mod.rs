@@ -15,6 +15,7 @@
 //!   at most one frame of ours plus the kernel's socket buffer.
 
 pub mod admission;
+pub mod link;
 pub mod mjpeg;
 pub mod pages;
 pub mod request;
@@ -421,6 +422,7 @@ fn serve_stream(
         connected_at: Instant::now(),
         frames: RateCounter::default(),
         bytes: RateCounter::default(),
+        link: Default::default(),
     });
     log::debug!("{peer}: streaming {} ({})", camera.name, client.path);
     // Watched from before the stream's first byte: a client that reads the head and

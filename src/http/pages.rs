@@ -89,7 +89,32 @@ fn script() -> &'static str {
 #[derive(Serialize)]
 struct StatsReport {
     uptime_seconds: f64,
+    /// The robot's bandwidth budget and what the clients across the radio use of it.
+    budget: BudgetReport,
     cameras: Vec<CameraReport>,
+}
+
+#[derive(Serialize)]
+struct BudgetReport {
+    /// `[server] max_mbit`; 0 is off.
+    max_mbit: f64,
+    /// Sent to clients across the radio (not loopback), all cameras, over the last second.
+    used_mbit: f64,
+    remote_clients: usize,
+}
+
+fn budget_report(cameras: &[Arc<Camera>]) -> BudgetReport {
+    let remote: Vec<_> = cameras
+        .iter()
+        .flat_map(|c| c.stats.clients())
+        .filter(|c| c.link.is_remote())
+        .collect();
+    let used: f64 = remote.iter().map(|c| c.bytes.rate()).sum();
+    BudgetReport {
+        max_mbit: cameras.first().map_or(0.0, |c| c.governor.budget_mbit()),
+        used_mbit: round2(used * 8.0 / 1e6),
+        remote_clients: remote.len(),
+    }
 }
 
 #[derive(Serialize)]
@@ -113,6 +138,8 @@ struct CameraReport {
     client_list: Vec<ClientReport>,
     /// Other sizes and qualities being watched, each encoded once per frame.
     variants: Vec<crate::variants::VariantReport>,
+    /// The bandwidth budget's choice for this camera, and why.
+    governor: crate::budget::GovernorReport,
 }
 
 #[derive(Serialize)]
@@ -144,6 +171,7 @@ struct FrameCounts {
 pub fn stats_json(cameras: &[Arc<Camera>], started: Instant) -> String {
     let report = StatsReport {
         uptime_seconds: round2(started.elapsed().as_secs_f64()),
+        budget: budget_report(cameras),
         cameras: cameras.iter().map(|c| camera_report(c)).collect(),
     };
     serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -183,6 +211,9 @@ fn camera_report(camera: &Camera) -> CameraReport {
         latency: stats.latency.summary(),
         client_list: stats.client_reports(),
         variants: camera.variants.report(),
+        governor: camera
+            .governor
+            .report(camera.settings.quality(), camera.settings.fps()),
     }
 }
 
@@ -246,5 +277,9 @@ mod tests {
         assert_eq!(json["cameras"][0]["frames"]["encodes"], 0);
         assert_eq!(json["cameras"][0]["settings"]["fps"], 30);
         assert_eq!(json["cameras"][0]["settings"]["origin"]["fps"], "default");
+        // The budget's governor has not capped anything without clients.
+        assert_eq!(json["cameras"][0]["governor"]["quality"], 50);
+        assert_eq!(json["cameras"][0]["governor"]["quality_capped"], false);
+        assert_eq!(json["budget"]["used_mbit"], 0.0);
     }
 }

@@ -11,6 +11,10 @@
 //! then catches up with the newest frame and hands back to the sender. Meanwhile the
 //! sender skips that client: a slow client only skips frames and never holds up anyone.
 //!
+//! A client across a network gets a part only when the previous one has left
+//! (`link.rs`): a frame that comes while the link is still busy is skipped, and the
+//! client's own thread waits for the link to clear and sends the newest frame then.
+//!
 //! No stream goes quiet: cscore's `HttpCamera` (Shuffleboard's reader) drops a stream that
 //! brings no frame for a second, so a client that has had no part for [`KEEP_ALIVE_US`]
 //! (its `fps=1`, a camera at 1 fps or a long exposure) gets its last frame again. The
@@ -18,14 +22,17 @@
 
 use std::io;
 use std::net::TcpStream;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use super::link::Link;
 use super::lock;
 use super::mjpeg::Part;
 use crate::frame::{Frame, monotonic_us};
 use crate::frame_slot::FrameSlot;
 use crate::pacing::Pacer;
+use crate::stats::ClientStats;
 
 /// How long the sender sleeps without a new frame before it looks again for clients that
 /// are due a part again, or whether it still has clients.
@@ -39,6 +46,9 @@ const SENDER_STACK_BYTES: usize = 256 * 1024;
 pub enum Job {
     /// Send the rest of this frame's part: `sent` bytes of it went already.
     Finish { frame: Arc<Frame>, sent: usize },
+    /// The link is still busy with earlier parts: wait until it clears, then send the
+    /// newest frame.
+    Wait,
     /// The socket failed: the stream is over.
     Fail(io::Error),
 }
@@ -58,12 +68,28 @@ pub struct ClientState {
     pub last_sent: Option<Arc<Frame>>,
     /// When the last part started going out (`monotonic_us`); the connect time at first.
     pub last_part_us: u64,
+    /// A client across a network: its link, which must be clear before a part goes.
+    /// `None` on loopback.
+    pub link: Option<Link>,
+    /// The last frame counted as held back.
+    held_seq: u64,
+}
+
+/// What a client is to be sent now.
+pub enum Next {
+    /// This frame.
+    Send(Arc<Frame>),
+    /// Nothing: no new frame, or none due.
+    Nothing,
+    /// A frame is due but the link is still busy with earlier ones.
+    Wait,
 }
 
 impl ClientState {
     /// A new client, whose own thread sends first: frames after `last_seq` are new to it.
-    pub fn new(last_seq: u64, fps: Option<u32>) -> ClientState {
+    pub fn new(last_seq: u64, fps: Option<u32>, remote: bool) -> ClientState {
         ClientState {
+            link: remote.then(Link::default),
             busy: true,
             last_seq,
             pacer: Pacer::default(),
@@ -71,23 +97,55 @@ impl ClientState {
             job: None,
             last_sent: None,
             last_part_us: monotonic_us(),
+            held_seq: 0,
         }
     }
 
     /// The frame to send now, if any: `newest` when it is new and due at the client's
     /// rate, else the last frame again when the client has had nothing for
-    /// [`KEEP_ALIVE_US`]. Records it as the last part.
-    pub fn next_part(&mut self, newest: &Arc<Frame>, now_us: u64) -> Option<Arc<Frame>> {
+    /// [`KEEP_ALIVE_US`]; for a remote client, only when its link is clear (the frame is
+    /// then not marked as seen: the newest one goes when the link clears). Records the
+    /// frame as the last part.
+    pub fn next_part(&mut self, newest: &Arc<Frame>, now_us: u64, client: &Client) -> Next {
+        let keep_alive =
+            now_us.saturating_sub(self.last_part_us) >= KEEP_ALIVE_US && newest.seq > 0;
+        if newest.seq <= self.last_seq && !keep_alive {
+            return Next::Nothing;
+        }
+        if let Some(link) = &mut self.link {
+            if !link.clear(&client.socket, now_us, &client.stats.link) {
+                if newest.seq > self.last_seq {
+                    self.held_back_seq(newest.seq, client);
+                }
+                return Next::Wait;
+            }
+        }
         let frame = if self.wants(newest) {
             Arc::clone(newest)
-        } else if now_us.saturating_sub(self.last_part_us) >= KEEP_ALIVE_US && newest.seq > 0 {
+        } else if keep_alive {
             self.last_sent.clone().unwrap_or_else(|| Arc::clone(newest))
         } else {
-            return None;
+            return Next::Nothing;
         };
+        if let Some(link) = &mut self.link {
+            link.sent(now_us);
+            client
+                .stats
+                .link
+                .frame_age_us
+                .store(now_us.saturating_sub(frame.captured_us), Relaxed);
+        }
         self.last_sent = Some(Arc::clone(&frame));
         self.last_part_us = now_us;
-        Some(frame)
+        Next::Send(frame)
+    }
+
+    /// Counts a new frame held back by a busy link, once per frame.
+    fn held_back_seq(&mut self, seq: u64, client: &Client) {
+        if self.held_seq != seq {
+            self.held_seq = seq;
+            client.stats.link.held_back.fetch_add(1, Relaxed);
+        }
     }
 
     /// Whether `frame` is one to send: newer than the last, and due at the client's rate.
@@ -112,6 +170,8 @@ pub struct Client {
     pub state: Mutex<ClientState>,
     pub wake: Condvar,
     pub delivered: Delivered,
+    /// The client's statistics, where its link figures are shown.
+    pub stats: Arc<ClientStats>,
 }
 
 impl Client {
@@ -127,8 +187,15 @@ impl Client {
         if state.busy {
             return;
         }
-        let Some(frame) = state.next_part(newest, now_us) else {
-            return;
+        let frame = match state.next_part(newest, now_us, self) {
+            Next::Send(frame) => frame,
+            Next::Nothing => return,
+            Next::Wait => {
+                state.busy = true;
+                state.job = Some(Job::Wait);
+                self.wake.notify_one();
+                return;
+            }
         };
         let frame = &frame;
         let part = Part::new(frame);

@@ -15,7 +15,9 @@
 //!   `Property/` topic changes the control (validated like HTTP), or is refused and the
 //!   value in force written back.
 //! - Statistics under `/frcstream/<name>/`: `captured_fps`, `delivered_fps`,
-//!   `mbit_per_second`, `latency_ms` (double; median capture-to-send latency) and `clients`
+//!   `mbit_per_second`, `latency_ms` (double; median capture-to-send latency),
+//!   `quality_in_force`, `fps_in_force` and `budget_share_mbit` (the bandwidth budget's
+//!   choice, `budget.rs`; double) and `clients`
 //!   (int), looked at every 500 ms and sent only when they changed.
 //! - Settings under `/frcstream/<name>/`: `fps` and `quality` (int, `retained`), written with
 //!   timestamp 0 (a default) and subscribed to. A write by the robot or a dashboard goes
@@ -290,11 +292,15 @@ struct SettingTopic {
 }
 
 /// Statistics topics, in the order of [`CameraTopics::stats_values`].
-const DOUBLE_STATS: [&str; 4] = [
+const DOUBLE_STATS: [&str; 7] = [
     "captured_fps",
     "delivered_fps",
     "mbit_per_second",
     "latency_ms",
+    // The bandwidth budget's choice (`budget.rs`): what is in force, and the share.
+    "quality_in_force",
+    "fps_in_force",
+    "budget_share_mbit",
 ];
 
 /// One camera's topics and what was last published on them.
@@ -311,7 +317,7 @@ struct CameraTopics {
     description: Option<String>,
     mode: Option<String>,
     streams: Option<Vec<String>>,
-    stats: [Option<f64>; 4],
+    stats: [Option<f64>; DOUBLE_STATS.len()],
     clients: Option<i64>,
     settings: [SettingTopic; 2],
     /// Property topics published so far, by topic name.
@@ -351,19 +357,26 @@ impl CameraTopics {
             description: None,
             mode: None,
             streams: None,
-            stats: [None; 4],
+            stats: [None; DOUBLE_STATS.len()],
             clients: None,
             properties: std::collections::HashMap::new(),
         }
     }
 
-    fn stats_values(&self) -> [f64; 4] {
-        let stats = &self.camera.stats;
+    fn stats_values(&self) -> [f64; DOUBLE_STATS.len()] {
+        let camera = &self.camera;
+        let stats = &camera.stats;
+        let governor = camera
+            .governor
+            .report(camera.settings.quality(), camera.settings.fps());
         [
             round2(stats.captured.rate()),
             round2(stats.delivered.rate()),
             round2(stats.bytes_sent.rate() * 8.0 / 1e6),
             stats.latency.summary().p50_ms,
+            f64::from(governor.quality),
+            f64::from(governor.fps),
+            governor.share_mbit,
         ]
     }
 }

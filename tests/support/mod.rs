@@ -4,6 +4,8 @@
 //! small helpers. Everything listens on 127.0.0.1 only.
 #![allow(dead_code)]
 
+pub mod fieldlink;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
