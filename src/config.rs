@@ -52,6 +52,11 @@ pub struct ServerConfig {
     /// `state_file`: where settings changed at run time are saved (`saved_settings.rs`).
     #[serde(deserialize_with = "crate::saved_settings::deserialize_setting")]
     pub state_file: StateFileSetting,
+    /// A POST to a path that names no camera changes the first camera's settings instead of
+    /// a 404, as the Python `MjpgServer` frcstream began from did. Not in the file: only
+    /// the Python package's `MjpgServer` sets it.
+    #[serde(skip)]
+    pub post_to_any_path: bool,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +67,7 @@ impl Default for ServerConfig {
             max_clients: 20,
             read_only: false,
             state_file: StateFileSetting::Unset,
+            post_to_any_path: false,
         }
     }
 }
