@@ -188,10 +188,16 @@ def test_start_blocks_until_ctrl_c_and_stops_cleanly():
         "s.attach_opencv(lambda: (True, np.zeros((48, 64, 3), np.uint8)))\n"
         "s.start()\n"
         "print('returned')\n" % port)
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-u", "-c", script], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
+    # The port is bound in the constructor (as the original's HTTPServer did): wait for
+    # start() itself, then a moment for it to reach its wait.
+    started = process.stdout.readline()
+    assert started.startswith("Starting mjpeg server"), started
+    time.sleep(0.5)
     wait_for_port(port)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=10)
+    out = started + out
     assert process.returncode == 0, err
     assert "returned" in out and "Traceback" not in err, err

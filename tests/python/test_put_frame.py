@@ -26,12 +26,14 @@ def test_numpy_640x480_at_30_fps_to_4_clients(reader):
         frame = np.zeros((480, 640, 3), np.uint8)
         frame[:, :, 2] = 255
         stop = threading.Event()
+        pushed = []
 
         def push():
             n = 0
             next_at = time.monotonic()
             while not stop.is_set():
                 n += 1
+                pushed.append(time.monotonic())
                 cv2.putText(frame, str(n % 10), (300, 300), cv2.FONT_HERSHEY_SIMPLEX, 4,
                             (n % 255, 255, 0), 8)
                 front.put_frame(frame)
@@ -41,12 +43,18 @@ def test_numpy_640x480_at_30_fps_to_4_clients(reader):
         pusher = threading.Thread(target=push)
         pusher.start()
         time.sleep(3)
+        window_end = time.monotonic()
+        pushed_fps = sum(1 for t in pushed if t > window_end - 2) / 2
         stop.set()
         pusher.join()
+        # The pusher is a Python thread: on a loaded machine it may fall short of 30 fps
+        # itself. Every client must get (nearly) every frame it pushed.
+        assert pushed_fps >= 20, "the test's own pusher only managed %.1f fps" % pushed_fps
         for r in readers:
             assert r.error is None, r.error
             fps = r.fps_over(2)
-            assert 26 <= fps <= 32, "a client got %.1f fps of 30" % fps
+            assert 0.85 * pushed_fps <= fps <= 32, \
+                "a client got %.1f fps of the %.1f pushed" % (fps, pushed_fps)
             image = decode(r.parts[-1][1])
             assert image.shape == (480, 640, 3)
             b, g, r_ = image[10, 10].astype(int)
