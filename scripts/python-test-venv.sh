@@ -42,7 +42,14 @@ if ! installed; then
     if ! installed; then
         log "installing ${pins[*]} into $venv"
         rm -rf "$venv"
-        "$py" -m venv "$venv" >&2 || { log "cannot make a venv with $py"; exit 3; }
+        if ! "$py" -m venv "$venv" >&2; then
+            # Debian's own python3 keeps venv in a package of its own.
+            if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2 || true
+            fi
+            rm -rf "$venv"
+            "$py" -m venv "$venv" >&2 || { log "cannot make a venv with $py (python3-venv)"; exit 3; }
+        fi
         "$venv/bin/python" -m pip install --disable-pip-version-check -q \
             --timeout 20 --retries 1 "${pins[@]}" >&2 || { log "cannot install ${pins[*]}"; exit 3; }
         installed || { log "${pins[*]} do not all import from $venv"; exit 3; }
