@@ -64,7 +64,7 @@ for arch in "${arches[@]}"; do
     CARGO_TARGET_DIR=$repo/target/wheel-build \
         nice maturin build --release --zig --target "$target" \
         --compatibility "manylinux_${glibc/./_}" --out "$out" >&2 || { log "the $arch build failed"; exit 1; }
-    wheel=$(ls -t "$out"/frcstream-*"${arch}".whl | head -1)
+    wheel=$(ls -t "$out"/frcstream-*-manylinux_*_"${arch}".whl | head -1)
     [ "$(stat -c %Y "$wheel")" -ge "$before" ] || { log "no new $arch wheel in $out"; exit 1; }
     log "$wheel: $(du -k "$wheel" | cut -f1) KB"
     echo "$wheel" >&3
