@@ -65,6 +65,11 @@ pub struct ServerConfig {
     /// the radio; loopback clients do not count. 0 turns it off (`budget.rs`).
     #[serde(deserialize_with = "max_mbit")]
     pub max_mbit: f64,
+    /// A POST to a path that names no camera changes the first camera's settings instead of
+    /// a 404, as the Python `MjpgServer` frcstream began from did. Not in the file: only
+    /// the Python package's `MjpgServer` sets it.
+    #[serde(skip)]
+    pub post_to_any_path: bool,
 }
 
 /// The default budget: the default camera (640x480@30, about 6 Mbit/s) fits under the
@@ -80,6 +85,7 @@ impl Default for ServerConfig {
             read_only: false,
             state_file: StateFileSetting::Unset,
             max_mbit: DEFAULT_MAX_MBIT,
+            post_to_any_path: false,
         }
     }
 }

@@ -34,5 +34,5 @@ pub mod transcode;
 pub mod variants;
 
 pub use config::Config;
-pub use source::pushed::{PushError, PushedStream};
+pub use source::pushed::{PushError, PushedStream, RawLayout};
 pub use streamer::{StartError, Streamer};

@@ -100,6 +100,7 @@ impl Streamer {
         let limits = Limits {
             max_streams: config.server.max_clients,
             read_only: config.server.read_only,
+            post_to_any_path: config.server.post_to_any_path,
         };
         let http = HttpServer::start(address, cameras.clone(), limits, Arc::clone(&stop))
             .map_err(|source| StartError::Bind { address, source })?;

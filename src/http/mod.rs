@@ -61,6 +61,7 @@ struct Shared {
     max_streams: usize,
     /// Settings may not be changed over HTTP (config `read_only`).
     read_only: bool,
+    post_to_any_path: bool,
     streams: AtomicUsize,
     connections: AtomicUsize,
     next_client_id: AtomicU64,
@@ -83,6 +84,9 @@ pub struct Limits {
     pub max_streams: usize,
     /// Refuse every change of settings with `403`.
     pub read_only: bool,
+    /// A POST to a path that names no camera goes to the first camera (the Python
+    /// `MjpgServer`'s way), instead of a 404.
+    pub post_to_any_path: bool,
 }
 
 /// A running server. Dropping it does not stop it; call [`HttpServer::stop`].
@@ -110,6 +114,7 @@ impl HttpServer {
             started: Instant::now(),
             max_streams: limits.max_streams,
             read_only: limits.read_only,
+            post_to_any_path: limits.post_to_any_path,
             streams: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
@@ -223,6 +228,9 @@ fn respond(
     let names = shared.camera_names();
     let route = match routes::resolve(&request.method, &request.path, &request.query, &names) {
         Ok(route) => route,
+        Err(RouteError::NotFound) if shared.post_to_any_path && request.method == "POST" => {
+            Route::Change { camera: 0 }
+        }
         Err(error) => {
             let (status, body) = match error {
                 RouteError::NotFound => (

@@ -9,7 +9,7 @@
 //! taken the previous frame yet, that stale frame is replaced. When nobody watches, the
 //! push returns at once without copying anything.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
@@ -64,7 +64,11 @@ pub struct PushedStream {
     /// picked up yet, so the newest push always wins.
     stale: Receiver<PushedFrame>,
     recycled: Receiver<Vec<u8>>,
+    lost: Lost,
 }
+
+/// Why the program has no picture now (`PushedStream::lose`), shared by both ends.
+type Lost = Arc<Mutex<Option<String>>>;
 
 /// The capture side of a pushed stream.
 pub struct PushedSource {
@@ -72,6 +76,11 @@ pub struct PushedSource {
     recycle: Sender<Vec<u8>>,
     current: Option<PushedFrame>,
     mode: Mode,
+    lost: Lost,
+}
+
+fn lost_reason(lost: &Lost) -> Option<String> {
+    lost.lock().unwrap_or_else(PoisonError::into_inner).clone()
 }
 
 /// Makes the two ends of a pushed camera.
@@ -80,17 +89,20 @@ pub fn pushed_stream(camera: Arc<Camera>) -> (PushedStream, PushedSource) {
     let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(4);
     let mut mode = camera.mode();
     mode.format = "pushed";
+    let lost = Lost::default();
     let source = PushedSource {
         frames: frames_rx.clone(),
         recycle: recycle_tx,
         current: None,
         mode,
+        lost: Arc::clone(&lost),
     };
     let stream = PushedStream {
         camera,
         frames: frames_tx,
         stale: frames_rx,
         recycled: recycle_rx,
+        lost,
     };
     (stream, source)
 }
@@ -142,6 +154,51 @@ impl PushedStream {
         self.camera.set_quality(quality)
     }
 
+    /// Says the program has no picture, and why (its camera failed, a callback raised):
+    /// clients see NO SIGNAL and the camera's `problem` is `reason` until the next push.
+    pub fn lose(&self, reason: &str) {
+        *self.lost.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_owned());
+    }
+
+    /// The picture is back without a push yet (see [`PushedStream::lose`]).
+    pub fn found(&self) {
+        *self.lost.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Packed RGB, BGR, gray or YUYV rows `stride` bytes apart (`stride` at least a row's
+    /// bytes): a padded image or a region of a larger one, copied row by row.
+    pub fn push_rows(
+        &self,
+        layout: RawLayout,
+        data: &[u8],
+        width: u32,
+        height: u32,
+        stride: usize,
+    ) -> Result<(), PushError> {
+        let format = layout.format();
+        let needed = required_len(format, width, height)?;
+        let row = needed / height as usize;
+        if stride == row {
+            return self.push(format, data, width, height);
+        }
+        let last_end = (height as usize - 1)
+            .checked_mul(stride)
+            .and_then(|start| start.checked_add(row));
+        if stride < row || last_end.is_none_or(|end| data.len() < end) {
+            return Err(PushError::TooShort {
+                got: data.len(),
+                needed: last_end.unwrap_or(usize::MAX),
+                width,
+                height,
+            });
+        }
+        self.push_with(format, width, height, needed, |buffer| {
+            for y in 0..height as usize {
+                buffer.extend_from_slice(&data[y * stride..y * stride + row]);
+            }
+        })
+    }
+
     fn push(&self, format: Format, data: &[u8], width: u32, height: u32) -> Result<(), PushError> {
         let needed = required_len(format, width, height)?;
         if data.len() < needed {
@@ -152,9 +209,30 @@ impl PushedStream {
                 height,
             });
         }
+        let used = if format == Format::Jpeg {
+            data.len()
+        } else {
+            needed
+        };
+        self.push_with(format, width, height, used, |buffer| {
+            buffer.extend_from_slice(&data[..used]);
+        })
+    }
+
+    /// Hands a frame of `len` bytes, written by `fill` into a recycled buffer, to the
+    /// capture thread; counts it only when nobody watches.
+    fn push_with(
+        &self,
+        format: Format,
+        width: u32,
+        height: u32,
+        len: usize,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), PushError> {
         if self.camera.slot.is_closed() {
             return Err(PushError::Stopped);
         }
+        self.found();
         let stats = &self.camera.stats;
         if !self.camera.slot.has_viewers() {
             stats.captured.add(1);
@@ -163,14 +241,10 @@ impl PushedStream {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(());
         }
-        let used = if format == Format::Jpeg {
-            data.len()
-        } else {
-            needed
-        };
         let mut buffer = self.recycled.try_recv().unwrap_or_default();
         buffer.clear();
-        buffer.extend_from_slice(&data[..used]);
+        buffer.reserve(len);
+        fill(&mut buffer);
         let mut frame = PushedFrame {
             data: buffer,
             format,
@@ -188,6 +262,35 @@ impl PushedStream {
                 }
                 Err(TrySendError::Disconnected(_)) => return Err(PushError::Stopped),
             }
+        }
+    }
+}
+
+/// The raw pixel layouts [`PushedStream::push_rows`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawLayout {
+    Yuyv,
+    Rgb,
+    Bgr,
+    Gray,
+}
+
+impl RawLayout {
+    fn format(self) -> Format {
+        match self {
+            RawLayout::Yuyv => Format::Yuyv,
+            RawLayout::Rgb => Format::Rgb,
+            RawLayout::Bgr => Format::Bgr,
+            RawLayout::Gray => Format::Gray,
+        }
+    }
+
+    /// Bytes per pixel.
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            RawLayout::Yuyv => 2,
+            RawLayout::Rgb | RawLayout::Bgr => 3,
+            RawLayout::Gray => 1,
         }
     }
 }
@@ -215,9 +318,19 @@ impl FrameSource for PushedSource {
         self.mode.clone()
     }
 
+    fn reconnect(&mut self) -> Result<(), SourceError> {
+        match lost_reason(&self.lost) {
+            Some(reason) => Err(SourceError::Disconnected(reason)),
+            None => Ok(()),
+        }
+    }
+
     fn next_frame(&mut self, timeout: Duration) -> Result<CapturedFrame<'_>, SourceError> {
         if let Some(done) = self.current.take() {
             let _ = self.recycle.try_send(done.data);
+        }
+        if let Some(reason) = lost_reason(&self.lost) {
+            return Err(SourceError::Disconnected(reason));
         }
         let frame = match self.frames.recv_timeout(timeout) {
             Ok(frame) => self.current.insert(frame),
@@ -295,6 +408,44 @@ mod tests {
             stream.push_gray(&[0; 10], 0, 10),
             Err(PushError::BadSize { .. })
         ));
+    }
+
+    #[test]
+    fn padded_rows_are_packed() {
+        let (camera, stream, mut source) = pushed_camera();
+        let _viewer = camera.slot.viewer();
+        // 2x2 gray in rows of 4 bytes: the padding must not reach the frame.
+        stream
+            .push_rows(RawLayout::Gray, &[1, 2, 99, 99, 3, 4], 2, 2, 4)
+            .expect("push");
+        let frame = source.next_frame(Duration::from_secs(1)).expect("frame");
+        assert_eq!(frame.pixels.data(), &[1, 2, 3, 4]);
+        assert!(matches!(
+            stream.push_rows(RawLayout::Gray, &[1, 2, 99, 99, 3], 2, 2, 4),
+            Err(PushError::TooShort { needed: 6, .. })
+        ));
+    }
+
+    #[test]
+    fn a_lost_picture_is_reported_until_the_next_push() {
+        let (camera, stream, mut source) = pushed_camera();
+        let _viewer = camera.slot.viewer();
+        stream.lose("pull() raised ValueError");
+        assert_eq!(
+            source.next_frame(Duration::from_millis(10)).err(),
+            Some(SourceError::Disconnected("pull() raised ValueError".into()))
+        );
+        assert!(source.reconnect().is_err());
+        stream.push_gray(&[7; 4], 2, 2).expect("push");
+        assert!(source.reconnect().is_ok());
+        assert_eq!(
+            source
+                .next_frame(Duration::from_secs(1))
+                .expect("frame")
+                .pixels
+                .data()[0],
+            7
+        );
     }
 
     #[test]
