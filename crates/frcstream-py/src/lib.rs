@@ -330,6 +330,9 @@ impl Server {
                 read_only: false,
                 state_file: state.state_file.clone(),
                 post_to_any_path: state.post_to_any_path,
+                // The robot's bandwidth budget applies to Python programs too (clients
+                // across the radio; loopback clients do not count).
+                max_mbit: frcstream::config::DEFAULT_MAX_MBIT,
             },
             cameras: state
                 .streams
