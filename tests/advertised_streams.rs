@@ -14,7 +14,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,21 +29,8 @@ fn addresses(team: u16) -> (String, String) {
     (format!("{net}.2"), format!("{net}.11"))
 }
 
-fn required() -> bool {
-    std::env::var("FRCSTREAM_REQUIRE_NETNS").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
 fn skip(test: &str, reason: &str) {
-    if required() {
-        panic!("FRCSTREAM_REQUIRE_NETNS is set but {test} cannot run: {reason}");
-    }
-    let banner = format!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED {test}: {reason}\n\
-         !!! (set FRCSTREAM_REQUIRE_NETNS=1 to make this a failure)\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    let _ = std::io::stderr().write_all(banner.as_bytes());
+    support::skip_unless_required("FRCSTREAM_REQUIRE_NETNS", test, reason);
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {

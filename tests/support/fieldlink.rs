@@ -7,7 +7,6 @@
 //! `FRCSTREAM_REQUIRE_NETNS=1` (as in CI).
 
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -18,10 +17,6 @@ pub const DS_ADDR: &str = "10.99.0.2";
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/fieldlink.sh")
-}
-
-fn required() -> bool {
-    std::env::var("FRCSTREAM_REQUIRE_NETNS").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 fn run(args: &[&str]) -> Result<(), String> {
@@ -57,16 +52,7 @@ impl FieldLink {
         match result {
             Ok(()) => Some(FieldLink { tag }),
             Err(reason) => {
-                if required() {
-                    panic!("FRCSTREAM_REQUIRE_NETNS is set but {test} cannot run: {reason}");
-                }
-                let banner = format!(
-                    "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-                     !!! SKIPPED {test}: {reason}\n\
-                     !!! (set FRCSTREAM_REQUIRE_NETNS=1 to make this a failure)\n\
-                     !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-                );
-                let _ = std::io::stderr().write_all(banner.as_bytes());
+                super::skip_unless_required("FRCSTREAM_REQUIRE_NETNS", test, &reason);
                 None
             }
         }

@@ -55,20 +55,32 @@ fn wpilib_python(test: &str, require: &str, what: &str) -> Option<PathBuf> {
     });
     match python {
         Ok(p) => Some(p.clone()),
-        Err(e) if std::env::var_os(require).is_some() => {
-            panic!("{what} required ({require} is set): {e}")
-        }
         Err(e) => {
-            // Written to the real stderr, past the test harness's output capture.
-            let banner = format!(
-                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-                 !!! SKIPPED {test}: {what} is not available: {e}\n\
-                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-            );
-            let _ = std::io::stderr().write_all(banner.as_bytes());
+            skip_unless_required(require, test, &format!("{what} is not available: {e}"));
             None
         }
     }
+}
+
+/// Whether the variable `require` asks that tests needing a part fail rather than skip:
+/// set and not `0`.
+pub fn required(require: &str) -> bool {
+    std::env::var(require).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// A test that cannot run here: panics when `require` is set (CI), else prints a loud
+/// SKIPPED banner to the real stderr, past the test harness's output capture.
+pub fn skip_unless_required(require: &str, test: &str, reason: &str) {
+    if required(require) {
+        panic!("{require} is set but {test} cannot run: {reason}");
+    }
+    let banner = format!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+         !!! SKIPPED {test}: {reason}\n\
+         !!! (set {require}=1 to make this a failure)\n\
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    );
+    let _ = std::io::stderr().write_all(banner.as_bytes());
 }
 
 /// A port that was free a moment ago.
