@@ -341,7 +341,7 @@ fn streams_vivid_on_arm64_kernel() {
     std::fs::copy(&binary, payload.join("frcstream")).unwrap();
     std::fs::write(
         payload.join("vivid.toml"),
-        "[server]\nbind = \"0.0.0.0\"\nport = 1181\n\n\
+        "[server]\nbind = \"0.0.0.0\"\nport = 1181\nmax_mbit = 0\n\n\
          [[camera]]\nname = \"cam\"\nsource = \"v4l2:/dev/video0\"\n\
          width = 640\nheight = 480\nfps = 25\nformat = \"yuyv\"\nquality = 60\n",
     )

@@ -339,6 +339,10 @@ fn accept_some(
             Ok(pair) => pair,
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // The server is stopping: `stop()` shut the listening socket down, and accept
+            // says EINVAL. Not worth a warning (the robot VM's journal showed one at every
+            // service restart).
+            Err(_) if shared.stop.load(Ordering::SeqCst) => return,
             Err(e) => {
                 // Out of descriptors: the oldest unfinished connection makes room.
                 let out_of_descriptors =
