@@ -363,7 +363,7 @@ fn vivid_yuyv_controls_unplug_and_list_cameras() {
         "an unknown control exits with status 2:\n{output}"
     );
     assert!(
-        output.contains("unknown control `exposure_time_absolute` (line 13)")
+        output.contains("unknown control `exposure_time_absolute` (line 14)")
             && output.contains("brightness"),
         "the message names the control, its line and what the camera has:\n{output}"
     );
@@ -374,7 +374,7 @@ fn vivid_yuyv_controls_unplug_and_list_cameras() {
         "an out-of-range value exits with status 2:\n{output}"
     );
     assert!(
-        output.contains("`brightness` (line 13) = 300 is out of range (0–255"),
+        output.contains("`brightness` (line 14) = 300 is out of range (0–255"),
         "the message names the control and its range:\n{output}"
     );
     eprintln!(
