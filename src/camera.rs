@@ -4,21 +4,25 @@
 //! (`saved_settings.rs`) when one is in use.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::budget::Governor;
-use crate::config::{CameraConfig, FPS_RANGE, QUALITY_RANGE};
+use crate::config::CameraConfig;
 use crate::controls::{CameraControls, ControlError, ControlValue};
 use crate::frame_slot::FrameSlot;
 use crate::saved_settings::{ConfigValues, Origin, StateFile};
+use crate::settings::{self, ChangeFeed, Changed, LiveSettings, OutOfRange, Spec, Writer};
 use crate::source::Mode;
 use crate::stats::CameraStats;
 use crate::variants::Variants;
 
 pub struct Camera {
     pub name: String,
-    pub settings: Settings,
+    /// fps and quality in force (read freely; changed only through [`Camera::change`]).
+    pub settings: LiveSettings,
+    /// Who hears of changes to the settings and controls (NetworkTables).
+    pub changes: ChangeFeed,
     pub slot: Arc<FrameSlot>,
     pub stats: Arc<CameraStats>,
     /// V4L2 controls (empty for other sources).
@@ -48,7 +52,8 @@ impl Camera {
         let origins = (values.origin("fps"), values.origin("quality"));
         Camera {
             name: config.name.clone(),
-            settings: Settings::new(config.fps, u32::from(config.quality)),
+            settings: LiveSettings::new(config.fps, config.quality),
+            changes: ChangeFeed::default(),
             slot: Arc::new(FrameSlot::new()),
             stats: Arc::new(CameraStats::default()),
             controls: {
@@ -146,11 +151,11 @@ impl Camera {
     }
 }
 
-/// A change asked for by a client (HTTP POST, `?action=command`, NetworkTables).
+/// Why a change was refused; nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChangeError {
     #[error(transparent)]
-    Setting(#[from] SettingError),
+    OutOfRange(#[from] OutOfRange),
     #[error(transparent)]
     Control(#[from] ControlError),
     #[error("{key} must be a whole number, not {value}")]
@@ -161,66 +166,72 @@ pub enum ChangeError {
     Empty,
 }
 
+impl Eq for OutOfRange {}
+
 impl Camera {
-    /// Applies several changes at once: every value is checked first, and if any is bad
-    /// nothing changes. `fps` and `quality` are the stream settings; other keys are
-    /// camera controls.
-    pub fn change(&self, changes: &[(String, ControlValue)]) -> Result<(), ChangeError> {
+    /// The one way a setting or control changes while running, whoever asks (`writer`):
+    /// every value is checked against the settings table (`settings.rs`) or the control's
+    /// own range first, and if any is bad nothing changes. An accepted change is recorded
+    /// (origin `changed`, saved in the state file) unless it is the value in force
+    /// already (NetworkTables echoes values back), and announced on [`Camera::changes`].
+    pub fn change(
+        &self,
+        writer: Writer,
+        changes: &[(String, ControlValue)],
+    ) -> Result<(), ChangeError> {
         if changes.is_empty() {
             return Err(ChangeError::Empty);
         }
         let mut checked = Vec::with_capacity(changes.len());
         for (key, value) in changes {
-            let change = match key.as_str() {
-                "fps" => Checked::Fps(whole_number(key, value)?),
-                "quality" => Checked::Quality(whole_number(key, value)?),
-                name if self.controls.has(name) => {
-                    self.controls.check_value(name, value)?;
-                    Checked::Control(name.to_owned(), value.clone())
+            let change = match settings::run_time(key) {
+                Some(spec) => {
+                    let value = whole_number(key, value)?;
+                    spec.check_int(value)?;
+                    Checked::Setting(spec, value)
                 }
-                other => return Err(ChangeError::Unknown(other.to_owned())),
+                None if self.controls.has(key) => {
+                    self.controls.check_value(key, value)?;
+                    Checked::Control(key.clone(), value.clone())
+                }
+                None => return Err(ChangeError::Unknown(key.clone())),
             };
-            match &change {
-                Checked::Fps(v) => in_range("fps", *v, &FPS_RANGE).map(|_| ())?,
-                Checked::Quality(v) => in_range("quality", *v, &QUALITY_RANGE).map(|_| ())?,
-                Checked::Control(..) => {}
-            }
             checked.push(change);
         }
         for change in checked {
             match change {
-                Checked::Fps(v) => self.set_fps(v)?,
-                Checked::Quality(v) => self.set_quality(v)?,
+                Checked::Setting(spec, value) => self.set_setting(writer, spec, value)?,
                 Checked::Control(name, value) => {
                     let raw = self.controls.set(&name, &value)?;
                     self.record(&name, raw);
+                    self.announce(&name, writer);
                 }
             }
         }
         Ok(())
     }
 
-    /// Sets fps for a client (HTTP, NetworkTables): checked, and recorded as a change
-    /// unless it is the value in force already (NetworkTables echoes values back).
-    pub fn set_fps(&self, value: i64) -> Result<(), SettingError> {
-        let before = i64::from(self.settings.fps());
-        self.settings.set_fps(value)?;
+    fn set_setting(
+        &self,
+        writer: Writer,
+        spec: &'static Spec,
+        value: i64,
+    ) -> Result<(), OutOfRange> {
+        let before = self.settings.set(spec, value)?;
         if value != before {
-            lock(&self.origins).0 = Origin::Changed;
-            self.record("fps", value);
+            self.set_origin(spec.key, Origin::Changed);
+            self.record(spec.key, value);
+            self.announce(spec.key, writer);
         }
         Ok(())
     }
 
-    /// Sets quality for a client, as [`Camera::set_fps`].
-    pub fn set_quality(&self, value: i64) -> Result<(), SettingError> {
-        let before = i64::from(self.settings.quality());
-        self.settings.set_quality(value)?;
-        if value != before {
-            lock(&self.origins).1 = Origin::Changed;
-            self.record("quality", value);
-        }
-        Ok(())
+    fn announce(&self, key: &str, writer: Writer) {
+        self.changes.announce(&Changed {
+            camera: self.name.clone(),
+            key: key.to_owned(),
+            writer,
+        });
     }
 
     /// Saves a change in the state file, if there is one.
@@ -240,12 +251,20 @@ impl Camera {
         self.state_file.get()
     }
 
-    /// Marks fps or quality as coming from the state file (applied at start).
-    pub fn mark_saved(&self, key: &str) {
+    /// Puts a run-time setting back to a value from the state file (at start): checked
+    /// like any change, marked `saved`, not saved again.
+    pub fn restore_saved(&self, key: &str, value: i64) -> Result<(), ChangeError> {
+        let spec = settings::run_time(key).ok_or_else(|| ChangeError::Unknown(key.to_owned()))?;
+        self.settings.set(spec, value)?;
+        self.set_origin(key, Origin::Saved);
+        Ok(())
+    }
+
+    fn set_origin(&self, key: &str, origin: Origin) {
         let mut origins = lock(&self.origins);
         match key {
-            "fps" => origins.0 = Origin::Saved,
-            "quality" => origins.1 = Origin::Saved,
+            "fps" => origins.0 = origin,
+            "quality" => origins.1 = origin,
             _ => {}
         }
     }
@@ -270,26 +289,33 @@ impl Camera {
 
     /// Drops the saved values and this run's changes: fps, quality and controls go back to
     /// the config file's values (a control the file does not set, to the camera's default).
-    pub fn forget_changes(&self) {
+    pub fn forget_changes(&self, writer: Writer) {
         if let Some(file) = self.state_file.get() {
             file.forget_camera(&self.name);
         }
-        {
-            let mut origins = lock(&self.origins);
-            // The config's values passed validation: these cannot fail.
-            let _ = self.settings.set_fps(i64::from(self.config.fps));
-            let _ = self.settings.set_quality(i64::from(self.config.quality));
-            *origins = (self.config.origin("fps"), self.config.origin("quality"));
+        for spec in settings::RUN_TIME {
+            let value = match spec.key {
+                "fps" => i64::from(self.config.fps),
+                _ => i64::from(self.config.quality),
+            };
+            // The config's values passed the same checks: these cannot fail.
+            if let Ok(before) = self.settings.set(spec, value) {
+                self.set_origin(spec.key, self.config.origin(spec.key));
+                if before != value {
+                    self.announce(spec.key, writer);
+                }
+            }
         }
         for (name, origin) in self.controls.origins() {
             if !matches!(origin, Origin::Saved | Origin::Changed) {
                 continue;
             }
-            if let Err(e) = self
+            match self
                 .controls
                 .restore(&name, self.config.written(&name).as_ref())
             {
-                log::warn!("camera \"{}\": {name} not set back: {e}", self.name);
+                Ok(()) => self.announce(&name, writer),
+                Err(e) => log::warn!("camera \"{}\": {name} not set back: {e}", self.name),
             }
         }
         log::info!(
@@ -300,8 +326,7 @@ impl Camera {
 }
 
 enum Checked {
-    Fps(i64),
-    Quality(i64),
+    Setting(&'static Spec, i64),
     Control(String, ControlValue),
 }
 
@@ -323,70 +348,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
-    }
-}
-
-/// Settings that can change while the camera streams. Each is validated on the way in.
-pub struct Settings {
-    fps: AtomicU32,
-    quality: AtomicU32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettingError {
-    #[error("{name} {value} is out of range ({min}–{max})")]
-    OutOfRange {
-        name: &'static str,
-        value: i64,
-        min: u32,
-        max: u32,
-    },
-}
-
-impl Settings {
-    fn new(fps: u32, quality: u32) -> Settings {
-        Settings {
-            fps: AtomicU32::new(fps),
-            quality: AtomicU32::new(quality),
-        }
-    }
-
-    /// Frames per second published to clients (at most what the source delivers).
-    pub fn fps(&self) -> u32 {
-        self.fps.load(Ordering::Relaxed)
-    }
-
-    /// JPEG quality used when frames are encoded.
-    pub fn quality(&self) -> u8 {
-        self.quality.load(Ordering::Relaxed) as u8
-    }
-
-    pub fn set_fps(&self, value: i64) -> Result<(), SettingError> {
-        let value = in_range("fps", value, &FPS_RANGE)?;
-        self.fps.store(value, Ordering::Relaxed);
-        Ok(())
-    }
-
-    pub fn set_quality(&self, value: i64) -> Result<(), SettingError> {
-        let value = in_range("quality", value, &QUALITY_RANGE)?;
-        self.quality.store(value, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-fn in_range(
-    name: &'static str,
-    value: i64,
-    range: &std::ops::RangeInclusive<u32>,
-) -> Result<u32, SettingError> {
-    match u32::try_from(value) {
-        Ok(v) if range.contains(&v) => Ok(v),
-        _ => Err(SettingError::OutOfRange {
-            name,
-            value,
-            min: *range.start(),
-            max: *range.end(),
-        }),
     }
 }
 
@@ -415,7 +376,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect();
-            camera.change(&pairs)
+            camera.change(Writer::Http, &pairs)
         };
         assert!(
             change(&[
@@ -443,17 +404,47 @@ mod tests {
         }
     }
 
+    fn set(camera: &Camera, writer: Writer, key: &str, value: i64) -> Result<(), ChangeError> {
+        camera.change(writer, &[(key.to_owned(), ControlValue::Int(value))])
+    }
+
     #[test]
     fn settings_refuse_out_of_range_values_and_keep_the_old_one() {
         let camera = Camera::new(&CameraConfig::embedded_default());
-        assert!(camera.settings.set_fps(15).is_ok());
+        assert!(set(&camera, Writer::Library, "fps", 15).is_ok());
         assert_eq!(camera.settings.fps(), 15);
-        let err = camera.settings.set_fps(0).expect_err("0 fps");
+        let err = set(&camera, Writer::Library, "fps", 0).expect_err("0 fps");
         assert_eq!(err.to_string(), "fps 0 is out of range (1–120)");
-        assert!(camera.settings.set_fps(-3).is_err());
-        assert!(camera.settings.set_quality(101).is_err());
-        assert!(camera.settings.set_quality(i64::MAX).is_err());
+        assert!(set(&camera, Writer::Http, "fps", -3).is_err());
+        assert!(set(&camera, Writer::Http, "quality", 101).is_err());
+        assert!(set(&camera, Writer::NetworkTables, "quality", i64::MAX).is_err());
         assert_eq!(camera.settings.fps(), 15);
-        assert_eq!(camera.settings.quality(), crate::config::DEFAULT_QUALITY);
+        assert_eq!(
+            i64::from(camera.settings.quality()),
+            settings::QUALITY.int_default()
+        );
+    }
+
+    #[test]
+    fn every_writer_goes_one_way_and_each_real_change_is_announced_once() {
+        let camera = Camera::new(&CameraConfig::embedded_default());
+        let heard = camera.changes.subscribe();
+        set(&camera, Writer::Http, "fps", 12).expect("fps over HTTP");
+        set(&camera, Writer::NetworkTables, "fps", 12).expect("the echo");
+        set(&camera, Writer::Library, "quality", 70).expect("quality");
+        assert!(set(&camera, Writer::NetworkTables, "quality", 0).is_err());
+        let got: Vec<(String, Writer)> = heard.try_iter().map(|c| (c.key, c.writer)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("fps".to_owned(), Writer::Http),
+                ("quality".to_owned(), Writer::Library)
+            ]
+        );
+        assert_eq!(camera.origin("fps"), Origin::Changed);
+        camera.forget_changes(Writer::Http);
+        assert_eq!((camera.settings.fps(), camera.settings.quality()), (30, 50));
+        assert_eq!(heard.try_iter().count(), 2, "forgetting announces both");
+        assert_eq!(camera.origin("fps"), Origin::Default);
     }
 }

@@ -14,6 +14,7 @@ use toml::Spanned;
 
 use crate::controls::ControlValue;
 pub use crate::saved_settings::StateFileSetting;
+use crate::settings::{self, Spec};
 
 /// A config file larger than this is refused (a real one is a few kilobytes).
 pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
@@ -28,7 +29,7 @@ pub const MAX_TOTAL_PIXEL_RATE: u64 = 2 * MAX_CAMERA_PIXEL_RATE;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/frcstream/frcstream.toml";
 
 /// The first FRC camera port (cscore's `kBasePort`); the field allows TCP 1180–1190.
-pub const DEFAULT_PORT: u16 = 1181;
+pub const DEFAULT_PORT: u16 = settings::PORT.default as u16;
 
 /// Names that would collide with the server's own URLs (`/<name>.mjpg`, `/stats.json`, ...).
 const RESERVED_NAMES: &[&str] = &[
@@ -72,16 +73,15 @@ pub struct ServerConfig {
     pub post_to_any_path: bool,
 }
 
-/// The default budget: the default camera (640x480@30, about 6 Mbit/s) fits under the
-/// 4 Mbit/s of an OpenMesh radio with room for NetworkTables and the driver station.
-pub const DEFAULT_MAX_MBIT: f64 = 3.0;
+/// The default budget ([`settings::MAX_MBIT`] says why).
+pub const DEFAULT_MAX_MBIT: f64 = settings::MAX_MBIT.default;
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             bind: IpAddr::from([0, 0, 0, 0]),
             port: DEFAULT_PORT,
-            max_clients: 20,
+            max_clients: settings::MAX_CLIENTS.default as usize,
             read_only: false,
             state_file: StateFileSetting::Unset,
             max_mbit: DEFAULT_MAX_MBIT,
@@ -130,25 +130,24 @@ impl CameraConfig {
         CameraConfig {
             name: "cam".to_owned(),
             source: SourceSpec::TestPattern,
-            width: 640,
-            height: 480,
-            fps: 30,
+            width: default_width(),
+            height: default_height(),
+            fps: default_fps(),
             quality: DEFAULT_QUALITY,
             format: PixelFormatChoice::Auto,
             controls: Vec::new(),
             port: None,
             fps_in_file: false,
             quality_in_file: false,
-            weight: 1.0,
+            weight: default_weight(),
             min_quality: DEFAULT_MIN_QUALITY,
             min_fps: DEFAULT_MIN_FPS,
         }
     }
 }
 
-/// JPEG quality used when a camera does not set one. At 640x480 this is about 25 KB a
-/// frame: 30 fps of it already fills most of the 7 Mbit/s the field allows.
-pub const DEFAULT_QUALITY: u8 = 50;
+/// JPEG quality used when a camera does not set one ([`settings::QUALITY`]).
+pub const DEFAULT_QUALITY: u8 = settings::QUALITY.default as u8;
 
 /// Where a camera's frames come from, as written in `source = "..."`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -403,9 +402,9 @@ struct RawCamera {
     port: Option<Spanned<u16>>,
     #[serde(default = "default_weight", deserialize_with = "weight")]
     weight: f64,
-    #[serde(default, deserialize_with = "quality")]
+    #[serde(default, deserialize_with = "min_quality")]
     min_quality: Option<u8>,
-    #[serde(default, deserialize_with = "fps")]
+    #[serde(default, deserialize_with = "min_fps")]
     min_fps: Option<u32>,
 }
 
@@ -584,9 +583,6 @@ fn find_key_line(text: &str, key: &str) -> usize {
 
 // -------------------------------------------------------------------------------------------
 // [networktables]
-
-/// Team numbers FRC hands out; the robot's address `10.TE.AM.2` needs TE.AM ≤ 255.99.
-pub const TEAM_RANGE: std::ops::RangeInclusive<u16> = 1..=25599;
 
 /// The `[networktables]` section: where the NT4 server is and who frcstream is to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -846,15 +842,11 @@ fn default_client_name() -> Spanned<String> {
 fn team<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<u16>>, D::Error> {
     let team = Spanned::<i64>::deserialize(d)?;
     let span = team.span();
-    let value = team.into_inner();
-    match u16::try_from(value) {
-        Ok(v) if TEAM_RANGE.contains(&v) => Ok(Some(Spanned::new(span, v))),
-        _ => Err(serde::de::Error::custom(format!(
-            "team {value} is out of range ({}–{})",
-            TEAM_RANGE.start(),
-            TEAM_RANGE.end()
-        ))),
-    }
+    let value = settings::TEAM
+        .check_int(team.into_inner())
+        .map_err(serde::de::Error::custom)?;
+    // TEAM's range keeps it within u16.
+    Ok(Some(Spanned::new(span, value as u16)))
 }
 
 /// A camera name must be usable as a URL path segment and a NetworkTables key.
@@ -899,23 +891,23 @@ fn default_source() -> SourceSpec {
     SourceSpec::TestPattern
 }
 fn default_width() -> u32 {
-    640
+    settings::WIDTH.int_default() as u32
 }
 fn default_height() -> u32 {
-    480
+    settings::HEIGHT.int_default() as u32
 }
 fn default_fps() -> u32 {
-    30
+    settings::FPS.int_default() as u32
 }
 fn default_quality() -> u8 {
     DEFAULT_QUALITY
 }
 fn default_weight() -> f64 {
-    1.0
+    settings::WEIGHT.default
 }
 /// The governor's floors unless a camera sets its own.
-pub const DEFAULT_MIN_QUALITY: u8 = 20;
-pub const DEFAULT_MIN_FPS: u32 = 5;
+pub const DEFAULT_MIN_QUALITY: u8 = settings::MIN_QUALITY.default as u8;
+pub const DEFAULT_MIN_FPS: u32 = settings::MIN_FPS.default as u32;
 fn no_controls() -> Spanned<toml::Table> {
     Spanned::new(0..0, toml::Table::new())
 }
@@ -923,53 +915,14 @@ fn default_format() -> Spanned<PixelFormatChoice> {
     Spanned::new(0..0, PixelFormatChoice::Auto)
 }
 
-/// Frames per second a camera may be set to.
-pub const FPS_RANGE: std::ops::RangeInclusive<u32> = 1..=120;
-/// JPEG quality a camera may be set to.
-pub const QUALITY_RANGE: std::ops::RangeInclusive<u32> = 1..=100;
-
-fn ranged<'de, D: Deserializer<'de>>(
-    deserializer: D,
-    range: std::ops::RangeInclusive<u64>,
-    what: &str,
-) -> Result<u64, D::Error> {
-    let value = i64::deserialize(deserializer)?;
-    match u64::try_from(value) {
-        Ok(v) if range.contains(&v) => Ok(v),
-        _ => Err(serde::de::Error::custom(format!(
-            "{what} {value} is out of range ({}–{})",
-            range.start(),
-            range.end()
-        ))),
-    }
+/// A whole-number setting of the table, checked against its range.
+fn int_setting<'de, D: Deserializer<'de>>(d: D, spec: &Spec) -> Result<u32, D::Error> {
+    spec.check_int(i64::deserialize(d)?)
+        .map_err(serde::de::Error::custom)
 }
 
-fn width<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let width = ranged(d, 16..=4096, "width")?;
-    if width % 2 != 0 {
-        return Err(serde::de::Error::custom(format!(
-            "width {width} must be even (YUYV packs pixels in pairs)"
-        )));
-    }
-    Ok(width as u32)
-}
-fn height<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    ranged(d, 16..=4096, "height").map(|v| v as u32)
-}
-fn fps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    let range = u64::from(*FPS_RANGE.start())..=u64::from(*FPS_RANGE.end());
-    ranged(d, range, "fps").map(|v| Some(v as u32))
-}
-fn quality<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
-    let range = u64::from(*QUALITY_RANGE.start())..=u64::from(*QUALITY_RANGE.end());
-    ranged(d, range, "quality").map(|v| Some(v as u8))
-}
-/// A number that TOML may write as an integer or a float.
-fn number<'de, D: Deserializer<'de>>(
-    d: D,
-    range: std::ops::RangeInclusive<f64>,
-    what: &str,
-) -> Result<f64, D::Error> {
+/// A number setting of the table (TOML may write it as an integer or a float).
+fn number_setting<'de, D: Deserializer<'de>>(d: D, spec: &Spec) -> Result<f64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Number {
@@ -980,31 +933,50 @@ fn number<'de, D: Deserializer<'de>>(
         Number::Int(v) => v as f64,
         Number::Float(v) => v,
     };
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "{what} {value} is out of range ({}–{})",
-            range.start(),
-            range.end()
-        )))
+    spec.check_number(value).map_err(serde::de::Error::custom)
+}
+
+fn width<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let width = int_setting(d, &settings::WIDTH)?;
+    if width % 2 != 0 {
+        return Err(serde::de::Error::custom(format!(
+            "width {width} must be even (YUYV packs pixels in pairs)"
+        )));
     }
+    Ok(width)
+}
+fn height<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_setting(d, &settings::HEIGHT)
+}
+fn fps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    int_setting(d, &settings::FPS).map(Some)
+}
+fn quality<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    // QUALITY's range keeps it within a byte.
+    int_setting(d, &settings::QUALITY).map(|v| Some(v as u8))
+}
+fn min_fps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    int_setting(d, &settings::MIN_FPS).map(Some)
+}
+fn min_quality<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    int_setting(d, &settings::MIN_QUALITY).map(|v| Some(v as u8))
 }
 fn max_mbit<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    number(d, 0.0..=10_000.0, "max_mbit")
+    number_setting(d, &settings::MAX_MBIT)
 }
 fn weight<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    let weight = number(d, 0.0..=1000.0, "weight")?;
+    let weight = number_setting(d, &settings::WEIGHT)?;
     if weight <= 0.0 {
         return Err(serde::de::Error::custom("weight must be more than 0"));
     }
     Ok(weight)
 }
 fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
-    ranged(d, 0..=65535, "port").map(|v| v as u16)
+    // PORT's range is u16's.
+    int_setting(d, &settings::PORT).map(|v| v as u16)
 }
 fn client_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    ranged(d, 1..=200, "max_clients").map(|v| v as usize)
+    int_setting(d, &settings::MAX_CLIENTS).map(|v| v as usize)
 }
 fn source_spec<'de, D: Deserializer<'de>>(d: D) -> Result<SourceSpec, D::Error> {
     let text = String::deserialize(d)?;

@@ -26,6 +26,7 @@ pub mod networktables;
 pub mod no_signal;
 pub mod pacing;
 pub mod saved_settings;
+pub mod settings;
 pub mod source;
 pub mod stats;
 pub mod streamer;

@@ -311,26 +311,23 @@ pub fn restore_camera(file: &Arc<StateFile>, camera: &Camera, config: &CameraCon
             file.drop_key(name, &key);
             continue;
         }
-        let applied = match key.as_str() {
-            "fps" => camera
-                .settings
-                .set_fps(saved.value)
+        let applied = match crate::settings::run_time(&key) {
+            Some(_) => camera
+                .restore_saved(&key, saved.value)
                 .map_err(|e| e.to_string()),
-            "quality" => (camera.settings.set_quality(saved.value)).map_err(|e| e.to_string()),
-            _ if !matches!(config.source, SourceSpec::V4l2(_)) => {
+            None if !matches!(config.source, SourceSpec::V4l2(_)) => {
                 log::info!(
                     "camera \"{name}\": saved control {key} skipped: the camera has no controls"
                 );
                 continue;
             }
-            _ => {
+            None => {
                 controls.push((key.clone(), ControlValue::Int(saved.value)));
                 Ok(())
             }
         };
         match applied {
             Ok(()) => {
-                camera.mark_saved(&key);
                 log::info!("camera \"{name}\": {key} = {} (saved)", saved.value);
             }
             Err(reason) => {
@@ -692,6 +689,7 @@ impl Drop for Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Writer;
 
     /// A directory of its own for each test, removed at the end.
     struct Scratch(PathBuf);
@@ -1056,14 +1054,17 @@ mod tests {
         assert_eq!(file.saved("odd"), CameraEntry::default());
 
         // From now on changes are recorded with the config value they override.
-        camera.set_quality(40).expect("quality");
+        let set = |key: &str, value: i64| {
+            camera.change(Writer::Http, &[(key.to_owned(), ControlValue::Int(value))])
+        };
+        set("quality", 40).expect("quality");
         assert_eq!(file.saved("cam").quality, Some(saved(40, Some(60))));
         assert_eq!(camera.origin("quality"), Origin::Changed);
         // Setting the value in force (NetworkTables echoes) is no change.
-        camera.set_fps(12).expect("fps");
+        set("fps", 12).expect("fps");
         assert_eq!(camera.origin("fps"), Origin::Saved);
 
-        camera.forget_changes();
+        camera.forget_changes(Writer::Http);
         assert_eq!((camera.settings.fps(), camera.settings.quality()), (30, 60));
         assert_eq!(camera.origin("fps"), Origin::Config);
         assert_eq!(camera.origin("quality"), Origin::Config);

@@ -13,7 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use frcstream::client::{self, MjpegStream};
+use frcstream::controls::ControlValue;
 use frcstream::networktables::{NtClient, NtClientConfig, NtValue};
+use frcstream::settings::Writer;
 use frcstream::{Config, Streamer};
 use serde_json::{Value as Json, json};
 use support::{NtServer, free_port, pyntcore, scratch_dir, wait_for};
@@ -440,7 +442,8 @@ fn dashboard_writes_change_the_stream_and_bad_ones_are_refused() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert!(server.wait_value("dashboard", fps_topic, "int", &json!(12), SOON));
     assert!(server.wait_value("dashboard", quality_topic, "int", &json!(40), SOON));
-    side.settings.set_fps(7).expect("fps 7");
+    side.change(Writer::Library, &[("fps".to_owned(), ControlValue::Int(7))])
+        .expect("fps 7");
     assert!(server.wait_value("dashboard", fps_topic, "int", &json!(7), SOON));
 
     server.assert_clean_log_except(client, &["blind"]);

@@ -12,10 +12,7 @@
 //! Kept apart from the handlers so the whole URL surface reads in one place and can be
 //! tested without a socket.
 
-use crate::config::FPS_RANGE;
-
-/// The sizes a client may ask for, per side (`resolution=`): larger is clamped to this.
-pub const STREAM_SIDE_RANGE: std::ops::RangeInclusive<u32> = 16..=4096;
+use crate::settings;
 
 /// A request, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +49,7 @@ pub enum Route {
 pub struct StreamParams {
     /// Frames per second for this client only; `None` is the camera's rate.
     pub fps: Option<u32>,
-    /// Requested size, each side in [`STREAM_SIDE_RANGE`] or 0 for the camera's own (as
+    /// Requested size, each side in [`settings::STREAM_SIDE`]'s range or 0 for the camera's own (as
     /// cscore reads `resolution=0x0`).
     pub resolution: Option<(u32, u32)>,
     /// JPEG quality 0–100; `Some(-1)` asks for the camera's own JPEG.
@@ -223,7 +220,7 @@ fn stream_params(query: &[(String, String)], malformed: &[String]) -> StreamPara
                 note
             }),
             other => Err(format!(
-                "unknown parameter \"{other}\" ignored (streams take resolution=WxH, fps=N, compression=0..100)"
+                "unknown parameter \"{other}\" ignored (streams take resolution=WxH, fps=N, compression=N)"
             )),
         };
         match note {
@@ -262,27 +259,24 @@ fn read_fps(value: &str) -> Reading<Option<u32>> {
         let note = (fps < 0.0).then(|| format!("fps={value}: no limit, as fps=0"));
         return Ok((None, note));
     }
-    let max = *FPS_RANGE.end();
-    let rounded = fps.round().clamp(1.0, f64::from(max)) as u32;
+    let rounded = settings::FPS.clamp_int(fps.round() as i64) as u32;
     let note = (f64::from(rounded) != fps).then(|| format!("fps={value} read as {rounded}"));
     Ok((Some(rounded), note))
 }
 
-/// `compression=`: a JPEG quality 0–100, clamped; -1 (or any negative) is the camera's own
-/// JPEG.
+/// `compression=`: a JPEG quality, clamped to [`settings::COMPRESSION`]'s range; -1 (or
+/// any negative) is the camera's own JPEG.
 fn read_compression(value: &str) -> Reading<i32> {
     let quality =
         read_number(value).ok_or_else(|| ignored("compression", value, "not a number"))?;
-    let read = if quality < 0.0 {
-        -1
-    } else {
-        quality.round().min(100.0) as i32
-    };
+    // The range's ends fit an i32.
+    let read = settings::COMPRESSION.clamp_int(quality.round() as i64) as i32;
     let note = (f64::from(read) != quality).then(|| format!("compression={value} read as {read}"));
     Ok((read, note))
 }
 
-/// `resolution=WxH`: each side clamped to [`STREAM_SIDE_RANGE`]; 0 is the camera's own.
+/// `resolution=WxH`: each side clamped to [`settings::STREAM_SIDE`]'s range; 0 is the
+/// camera's own.
 fn read_resolution(value: &str) -> Reading<Option<(u32, u32)>> {
     let why = "expected WIDTHxHEIGHT, e.g. 320x240";
     let (w, h) = value
@@ -303,7 +297,7 @@ fn read_resolution(value: &str) -> Reading<Option<(u32, u32)>> {
         if v == 0 {
             0
         } else {
-            v.clamp(*STREAM_SIDE_RANGE.start(), *STREAM_SIDE_RANGE.end())
+            settings::STREAM_SIDE.clamp_int(i64::from(v)) as u32
         }
     };
     let size = (clamp(w), clamp(h));
@@ -312,8 +306,8 @@ fn read_resolution(value: &str) -> Reading<Option<(u32, u32)>> {
             "resolution={value} clamped to {}x{} (each side {}–{})",
             size.0,
             size.1,
-            STREAM_SIDE_RANGE.start(),
-            STREAM_SIDE_RANGE.end()
+            settings::STREAM_SIDE.min,
+            settings::STREAM_SIDE.max
         )
     });
     Ok((Some(size), note))

@@ -13,6 +13,7 @@ use super::request::Request;
 use super::routes::{RouteError, parse_query};
 use crate::camera::Camera;
 use crate::controls::{ControlKind, ControlValue};
+use crate::settings::{self, Writer};
 
 /// Why a settings request was refused: the status and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,11 +99,11 @@ fn parse_json(body: &[u8]) -> Result<Vec<(String, ControlValue)>, Refusal> {
 /// Applies the changes, all or nothing; or, for `forget`, forgets them.
 pub fn apply(camera: &Camera, changes: &[(String, ControlValue)]) -> Result<(), Refusal> {
     if asks_to_forget(changes)? {
-        camera.forget_changes();
+        camera.forget_changes(Writer::Http);
         return Ok(());
     }
     camera
-        .change(changes)
+        .change(Writer::Http, changes)
         .map_err(|e| refuse(400, e.to_string()))
 }
 
@@ -164,30 +165,31 @@ pub fn in_force_json(camera: &Camera) -> String {
 /// cscore: each control's `origin`, and `saved_settings` (the state file, or null).
 pub fn settings_json(camera: &Camera) -> String {
     let mode = camera.mode();
-    let mut controls = vec![
-        cscore_control(
-            "fps",
-            0,
-            "2",
-            1,
-            120,
-            1,
-            i64::from(mode.fps),
-            i64::from(camera.settings.fps()),
-            None,
-        ),
-        cscore_control(
-            "quality",
-            1,
-            "2",
-            1,
-            100,
-            1,
-            50,
-            i64::from(camera.settings.quality()),
-            None,
-        ),
-    ];
+    // frcstream's own run-time settings first, as cscore properties, from the settings
+    // table; fps's default is what the source delivers.
+    let mut controls: Vec<Value> = settings::RUN_TIME
+        .into_iter()
+        .enumerate()
+        .map(|(id, spec)| {
+            let default = match spec.key {
+                "fps" => i64::from(mode.fps),
+                _ => spec.int_default(),
+            };
+            let range = spec.int_range();
+            cscore_control(
+                spec.key,
+                id,
+                "2",
+                *range.start(),
+                *range.end(),
+                1,
+                default,
+                camera.settings.get(spec),
+                None,
+            )
+        })
+        .collect();
+    let first_control_id = controls.len();
     for (index, control) in camera.controls.list().into_iter().enumerate() {
         let (kind, menu) = match control.kind {
             ControlKind::Boolean | ControlKind::Button => ("1", None),
@@ -203,7 +205,7 @@ pub fn settings_json(camera: &Camera) -> String {
         };
         controls.push(cscore_control(
             &control.name,
-            index + 2,
+            index + first_control_id,
             kind,
             control.min,
             control.max,

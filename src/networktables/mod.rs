@@ -36,6 +36,7 @@
 
 pub mod camera_publisher;
 mod client;
+pub mod cscore_layout;
 mod log_limit;
 mod protocol;
 mod value;

@@ -15,8 +15,10 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::{FrameSource, Mode, SourceError};
-use crate::camera::{Camera, SettingError};
+use crate::camera::{Camera, ChangeError};
+use crate::controls::ControlValue;
 use crate::frame::{CapturedFrame, Pixels, monotonic_us};
+use crate::settings::{self, Writer};
 
 /// The largest frame side a program may push.
 const MAX_SIDE: u32 = 8192;
@@ -143,15 +145,24 @@ impl PushedStream {
         self.push(Format::Gray, data, width, height)
     }
 
-    /// Limits the rate frames are sent at (1–120). A change like one over HTTP: shown as
-    /// `changed`, and saved when the streamer has a state file.
-    pub fn set_fps(&self, fps: i64) -> Result<(), SettingError> {
-        self.camera.set_fps(fps)
+    /// Limits the rate frames are sent at ([`settings::FPS`] gives the range). A change
+    /// like one over HTTP: shown as `changed`, saved when the streamer has a state file,
+    /// and published on NetworkTables.
+    pub fn set_fps(&self, fps: i64) -> Result<(), ChangeError> {
+        self.set(&settings::FPS, fps)
     }
 
-    /// Sets the JPEG quality of encoded frames (1–100), as [`PushedStream::set_fps`].
-    pub fn set_quality(&self, quality: i64) -> Result<(), SettingError> {
-        self.camera.set_quality(quality)
+    /// Sets the JPEG quality of encoded frames ([`settings::QUALITY`]), as
+    /// [`PushedStream::set_fps`].
+    pub fn set_quality(&self, quality: i64) -> Result<(), ChangeError> {
+        self.set(&settings::QUALITY, quality)
+    }
+
+    fn set(&self, spec: &settings::Spec, value: i64) -> Result<(), ChangeError> {
+        self.camera.change(
+            Writer::Library,
+            &[(spec.key.to_owned(), ControlValue::Int(value))],
+        )
     }
 
     /// Says the program has no picture, and why (its camera failed, a callback raised):

@@ -19,9 +19,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use frcstream::camera::Camera;
 use frcstream::config::{
-    CameraConfig, Config, FPS_RANGE, NetworkTablesConfig, NtServerSpec, QUALITY_RANGE,
-    ServerConfig, SourceSpec, StateFileSetting, TEAM_RANGE, check_camera_name,
+    CameraConfig, Config, NetworkTablesConfig, NtServerSpec, ServerConfig, SourceSpec,
+    StateFileSetting, check_camera_name,
 };
+use frcstream::settings::{self, Spec};
 use frcstream::{PushedStream, StartError, Streamer};
 use pyo3::exceptions::{PyKeyError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -135,40 +136,32 @@ fn start_error(error: StartError) -> PyErr {
     }
 }
 
+/// `value` if it is in the range frcstream's settings table gives `spec`.
+fn check_setting(spec: &Spec, value: i64) -> PyResult<u32> {
+    spec.check_int(value).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{} must be {}–{}, not {value}",
+            spec.key, spec.min, spec.max
+        ))
+    })
+}
+
 fn check_fps(fps: i64) -> PyResult<u32> {
-    let range = i64::from(*FPS_RANGE.start())..=i64::from(*FPS_RANGE.end());
-    if range.contains(&fps) {
-        Ok(fps as u32)
-    } else {
-        Err(PyValueError::new_err(format!(
-            "fps must be {}–{}, not {fps}",
-            range.start(),
-            range.end()
-        )))
-    }
+    check_setting(&settings::FPS, fps)
 }
 
 fn check_quality(quality: i64) -> PyResult<u8> {
-    let range = i64::from(*QUALITY_RANGE.start())..=i64::from(*QUALITY_RANGE.end());
-    if range.contains(&quality) {
-        Ok(quality as u8)
-    } else {
-        Err(PyValueError::new_err(format!(
-            "quality must be {}–{}, not {quality}",
-            range.start(),
-            range.end()
-        )))
-    }
+    // QUALITY's range keeps it within a byte.
+    check_setting(&settings::QUALITY, quality).map(|q| q as u8)
 }
 
 fn check_side(what: &str, side: i64) -> PyResult<u32> {
-    if (16..=4096).contains(&side) {
-        Ok(side as u32)
+    let spec = if what == "height" {
+        &settings::HEIGHT
     } else {
-        Err(PyValueError::new_err(format!(
-            "{what} must be 16–4096, not {side}"
-        )))
-    }
+        &settings::WIDTH
+    };
+    check_setting(spec, side)
 }
 
 #[pymethods]
@@ -199,14 +192,8 @@ impl Server {
                 return Err(PyValueError::new_err("give team= or nt_server=, not both"));
             }
             (Some(team), None) => {
-                let range = i64::from(*TEAM_RANGE.start())..=i64::from(*TEAM_RANGE.end());
-                if !range.contains(&team) {
-                    return Err(PyValueError::new_err(format!(
-                        "team must be {}–{}, not {team}",
-                        range.start(),
-                        range.end()
-                    )));
-                }
+                // TEAM's range keeps it within u16.
+                let team = check_setting(&settings::TEAM, team)?;
                 Some(NtServerSpec::Team(team as u16))
             }
             (None, Some(address)) if address.trim().is_empty() => {
@@ -691,7 +678,7 @@ fn _frcstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Server>()?;
     m.add_class::<Stream>()?;
     m.add_function(wrap_pyfunction!(_stop_all, m)?)?;
-    m.add("FPS_MAX", *FPS_RANGE.end())?;
+    m.add("FPS_MAX", settings::FPS.max as u32)?;
     m.add("DEFAULT_QUALITY", frcstream::config::DEFAULT_QUALITY)?;
     Ok(())
 }
