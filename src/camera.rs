@@ -62,8 +62,7 @@ impl Camera {
                     config
                         .controls
                         .iter()
-                        .map(|c| (c.name.clone(), c.value.clone()))
-                        .collect(),
+                        .map(|c| (c.name.clone(), c.value.clone(), c.line)),
                 );
                 Arc::new(controls)
             },

@@ -397,7 +397,7 @@ struct RawCamera {
     #[serde(default = "default_format")]
     format: Spanned<PixelFormatChoice>,
     #[serde(default = "no_controls")]
-    controls: Spanned<toml::Table>,
+    controls: Spanned<ControlTable>,
     #[serde(default)]
     port: Option<Spanned<u16>>,
     #[serde(default = "default_weight", deserialize_with = "weight")]
@@ -542,13 +542,19 @@ impl RawConfig {
     }
 }
 
-/// `[camera.controls]` entries: numbers, booleans or menu entry names, with their lines.
+/// `[camera.controls]` as written: each key with where it stands in the file.
+type ControlTable = std::collections::BTreeMap<Spanned<String>, toml::Value>;
+
+/// `[camera.controls]` entries: numbers, booleans or menu entry names, with their lines,
+/// in file order.
 fn control_settings(
-    table: toml::Table,
+    table: ControlTable,
     text: &str,
 ) -> Result<Vec<ControlSetting>, (String, String)> {
     let mut settings = Vec::new();
-    for (name, value) in table {
+    for (key, value) in table {
+        let line = line_and_column(text, key.span().start).0;
+        let name = key.into_inner();
         let value = match value {
             toml::Value::Integer(v) => ControlValue::Int(v),
             toml::Value::Boolean(v) => ControlValue::Bool(v),
@@ -563,22 +569,10 @@ fn control_settings(
                 ));
             }
         };
-        let line = find_key_line(text, &name);
         settings.push(ControlSetting { name, value, line });
     }
     settings.sort_by_key(|s| s.line);
     Ok(settings)
-}
-
-/// The line where `key = ...` first appears (1-based; 0 if not found).
-fn find_key_line(text: &str, key: &str) -> usize {
-    text.lines()
-        .position(|l| {
-            l.trim_start()
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
-        .map_or(0, |i| i + 1)
 }
 
 // -------------------------------------------------------------------------------------------
@@ -644,14 +638,13 @@ impl fmt::Display for NtServerSpec {
     }
 }
 
-/// How a `Spanned` value appears in serde paths (removed from error keys).
-const SPANNED_FIELD: &str = "$__serde_spanned_private_value";
-
-/// A serde path as the user wrote the key: without serde_spanned's private field.
+/// A serde path as the user wrote the key. A `Spanned` value is a struct to serde, whose
+/// fields carry serde's prefix for names no format can write (`$__`); those segments are
+/// dropped. No TOML key the config takes starts with `$`.
 fn user_key(path: &str) -> String {
     let key: Vec<&str> = path
         .split('.')
-        .filter(|part| !part.is_empty() && *part != SPANNED_FIELD)
+        .filter(|part| !part.is_empty() && !part.starts_with("$__"))
         .collect();
     key.join(".")
 }
@@ -908,8 +901,8 @@ fn default_weight() -> f64 {
 /// The governor's floors unless a camera sets its own.
 pub const DEFAULT_MIN_QUALITY: u8 = settings::MIN_QUALITY.default as u8;
 pub const DEFAULT_MIN_FPS: u32 = settings::MIN_FPS.default as u32;
-fn no_controls() -> Spanned<toml::Table> {
-    Spanned::new(0..0, toml::Table::new())
+fn no_controls() -> Spanned<ControlTable> {
+    Spanned::new(0..0, ControlTable::new())
 }
 fn default_format() -> Spanned<PixelFormatChoice> {
     Spanned::new(0..0, PixelFormatChoice::Auto)
@@ -1123,6 +1116,40 @@ mod tests {
         assert!(
             error_text("[[camera]]\nname = \"a\"\nsource = \"webcam\"\n")
                 .contains("unknown source")
+        );
+    }
+
+    #[test]
+    fn each_camera_gets_its_own_control_lines_and_order() {
+        // Camera 1 sets auto_exposure first; camera 2 sets the exposure first and the
+        // mode after. Each keeps its own lines, so each gets its own order.
+        let config = parse(
+            "[[camera]]\nname = \"front\"\nsource = \"v4l2:/dev/video0\"\n[camera.controls]\n\
+             auto_exposure = \"manual\"\nexposure_time_absolute = 20\n\
+             [[camera]]\nname = \"back\"\nsource = \"v4l2:/dev/video1\"\n[camera.controls]\n\
+             exposure_time_absolute = 30\nauto_exposure = \"manual\"\n",
+        )
+        .expect("valid");
+        let placed = |camera: &CameraConfig| -> Vec<(String, usize)> {
+            camera
+                .controls
+                .iter()
+                .map(|c| (c.name.clone(), c.line))
+                .collect()
+        };
+        assert_eq!(
+            placed(&config.cameras[0]),
+            [
+                ("auto_exposure".to_owned(), 5),
+                ("exposure_time_absolute".to_owned(), 6)
+            ]
+        );
+        assert_eq!(
+            placed(&config.cameras[1]),
+            [
+                ("exposure_time_absolute".to_owned(), 11),
+                ("auto_exposure".to_owned(), 12)
+            ]
         );
     }
 

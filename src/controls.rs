@@ -7,7 +7,7 @@
 //! it returns, as are the values from the config file and those saved in an earlier run
 //! (`saved_settings.rs`; applied after the config's, and never fatal).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
@@ -58,40 +58,83 @@ pub struct Control {
     id: u32,
 }
 
+/// A control's name in a message: `` `brightness` ``, with the config line that sets it
+/// when the value came from the config file: `` `brightness` (line 14) ``.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlName {
+    pub name: String,
+    pub config_line: Option<usize>,
+}
+
+impl ControlName {
+    fn new(name: &str) -> ControlName {
+        ControlName {
+            name: name.to_owned(),
+            config_line: None,
+        }
+    }
+}
+
+impl fmt::Display for ControlName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`", self.name)?;
+        match self.config_line {
+            Some(line) => write!(f, " (line {line})"),
+            None => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
-    #[error("unknown control `{name}`; this camera has: {known}")]
-    Unknown { name: String, known: String },
-    #[error("`{name}` = {value} is out of range ({min}–{max}, step {step})")]
+    #[error("unknown control {name}; this camera has: {known}")]
+    Unknown { name: ControlName, known: String },
+    #[error("{name} = {value} is out of range ({min}–{max}, step {step})")]
     OutOfRange {
-        name: String,
+        name: ControlName,
         value: i64,
         min: i64,
         max: i64,
         step: i64,
     },
-    #[error("`{name}` = {value} is not one of its entries: {entries}")]
+    #[error("{name} = {value} is not one of its entries: {entries}")]
     NotAnEntry {
-        name: String,
+        name: ControlName,
         value: String,
         entries: String,
     },
-    #[error("`{name}` takes {expected}, not {value}")]
+    #[error("{name} takes {expected}, not {value}")]
     WrongType {
-        name: String,
+        name: ControlName,
         expected: &'static str,
         value: String,
     },
-    #[error("`{name}` is read-only")]
-    ReadOnly { name: String },
-    #[error("camera refused `{name}` = {value}: {reason}")]
+    #[error("{name} is read-only")]
+    ReadOnly { name: ControlName },
+    #[error("camera refused {name} = {value}: {reason}")]
     Device {
-        name: String,
+        name: ControlName,
         value: i64,
         reason: String,
     },
     #[error("the camera is not connected and its controls are not known yet")]
     NotConnected,
+}
+
+impl ControlError {
+    /// The same error, naming the config line that set the value.
+    fn at_config_line(mut self, line: Option<usize>) -> ControlError {
+        match &mut self {
+            ControlError::Unknown { name, .. }
+            | ControlError::OutOfRange { name, .. }
+            | ControlError::NotAnEntry { name, .. }
+            | ControlError::WrongType { name, .. }
+            | ControlError::ReadOnly { name }
+            | ControlError::Device { name, .. } => name.config_line = line,
+            ControlError::NotConnected => {}
+        }
+        self
+    }
 }
 
 /// `Exposure Time, Absolute` → `exposure_time_absolute`.
@@ -131,11 +174,11 @@ impl Control {
     pub fn resolve(&self, value: &ControlValue) -> Result<i64, ControlError> {
         if self.read_only {
             return Err(ControlError::ReadOnly {
-                name: self.name.clone(),
+                name: ControlName::new(&self.name),
             });
         }
         let wrong = |expected: &'static str| ControlError::WrongType {
-            name: self.name.clone(),
+            name: ControlName::new(&self.name),
             expected,
             value: value.to_string(),
         };
@@ -169,7 +212,7 @@ impl Control {
         let on_step = (i128::from(raw) - i128::from(self.min)) % i128::from(self.step.max(1)) == 0;
         if raw < self.min || raw > self.max || !on_step {
             return Err(ControlError::OutOfRange {
-                name: self.name.clone(),
+                name: ControlName::new(&self.name),
                 value: raw,
                 min: self.min,
                 max: self.max,
@@ -205,7 +248,7 @@ impl Control {
             .map(|(v, n)| format!("{v} \"{}\"", normalize_name(n)))
             .collect();
         ControlError::NotAnEntry {
-            name: self.name.clone(),
+            name: ControlName::new(&self.name),
             value: value.to_owned(),
             entries: entries.join(", "),
         }
@@ -229,6 +272,8 @@ struct State {
     saved: Vec<(String, ControlValue)>,
     /// Names the config file sets.
     from_config: BTreeSet<String>,
+    /// The config line of each control the file sets, for messages.
+    config_lines: HashMap<String, usize>,
     /// Names changed in this run.
     changed: BTreeSet<String>,
 }
@@ -359,17 +404,27 @@ impl CameraControls {
 
     /// Values to apply at every connect, e.g. from the config file (not checked until the
     /// camera is there).
-    pub fn set_wanted(&self, wanted: Vec<(String, ControlValue)>) {
+    /// Each entry is a name, its value and the config line that sets it (for messages).
+    pub fn set_wanted(&self, wanted: impl IntoIterator<Item = (String, ControlValue, usize)>) {
         let mut state = self.lock();
-        state.from_config = wanted.iter().map(|(name, _)| name.clone()).collect();
-        state.wanted = wanted;
+        state.wanted.clear();
+        state.from_config.clear();
+        state.config_lines.clear();
+        for (name, value, line) in wanted {
+            state.from_config.insert(name.clone());
+            state.config_lines.insert(name.clone(), line);
+            state.wanted.push((name, value));
+        }
     }
 
     /// Checks the wanted values against the controls a camera offers without setting
     /// anything: an unknown name or an out-of-range value is found as soon as the device
     /// opens, even when it cannot stream (busy, no format yet).
     pub fn check(&self, raw_controls: &[RawControl]) -> Vec<ControlError> {
-        let wanted = self.lock().wanted.clone();
+        let (wanted, lines) = {
+            let state = self.lock();
+            (state.wanted.clone(), state.config_lines.clone())
+        };
         let controls: Vec<Control> = raw_controls
             .iter()
             .map(|raw| Control::from_raw(raw, raw.default))
@@ -380,6 +435,7 @@ impl CameraControls {
                 find(&controls, name)
                     .and_then(|index| controls[index].resolve(value))
                     .err()
+                    .map(|e| e.at_config_line(lines.get(name).copied()))
             })
             .collect()
     }
@@ -402,7 +458,7 @@ impl CameraControls {
         let mut errors = Vec::new();
         for (name, value) in &wanted {
             if let Err(e) = apply(&fd, &mut state.controls, name, value) {
-                errors.push(e);
+                errors.push(e.at_config_line(state.config_lines.get(name).copied()));
             }
         }
         let saved = modes_first(&state.controls, state.saved.clone());
@@ -441,7 +497,7 @@ fn find(controls: &[Control], name: &str) -> Result<usize, ControlError> {
         .iter()
         .position(|c| c.name == name)
         .ok_or_else(|| ControlError::Unknown {
-            name: name.to_owned(),
+            name: ControlName::new(name),
             known: controls
                 .iter()
                 .map(|c| c.name.as_str())
@@ -459,7 +515,7 @@ fn apply(
     let control = &mut controls[find(controls, name)?];
     let raw = control.resolve(value)?;
     device::set_control_value(fd, control.id, raw).map_err(|e| ControlError::Device {
-        name: name.to_owned(),
+        name: ControlName::new(name),
         value: raw,
         reason: e.to_string(),
     })?;
@@ -591,7 +647,7 @@ mod tests {
             controls.set("brightness", &ControlValue::Int(1)),
             Err(ControlError::NotConnected)
         );
-        controls.set_wanted(vec![("brightness".into(), ControlValue::Int(1))]);
+        controls.set_wanted([("brightness".into(), ControlValue::Int(1), 7)]);
         assert!(controls.list().is_empty());
     }
 
@@ -649,9 +705,40 @@ mod tests {
     }
 
     #[test]
+    fn errors_about_the_configs_values_name_their_line() {
+        let controls = CameraControls::default();
+        controls.set_wanted([
+            ("brightness".into(), ControlValue::Int(300), 14),
+            ("zoom".into(), ControlValue::Int(1), 15),
+        ]);
+        let messages: Vec<String> = controls
+            .check(&[brightness()])
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            messages[0].starts_with("`brightness` (line 14) = 300 is out of range"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[1].starts_with("unknown control `zoom` (line 15);"),
+            "{messages:?}"
+        );
+        // A change at run time has no line.
+        controls.attach(dev_null(), &[brightness()]);
+        let refused = controls.set("brightness", &ControlValue::Int(300));
+        assert!(
+            refused
+                .expect_err("out of range")
+                .to_string()
+                .starts_with("`brightness` = 300"),
+        );
+    }
+
+    #[test]
     fn saved_values_are_never_fatal_and_say_where_values_come_from() {
         let controls = CameraControls::default();
-        controls.set_wanted(vec![("brightness".into(), ControlValue::Int(100))]);
+        controls.set_wanted([("brightness".into(), ControlValue::Int(100), 7)]);
         controls.set_saved(vec![
             ("brightness".into(), ControlValue::Int(140)),
             ("zoom".into(), ControlValue::Int(3)),
@@ -676,7 +763,7 @@ mod tests {
     #[test]
     fn a_change_is_changed_and_restore_goes_back_to_config_or_default() {
         let controls = CameraControls::default();
-        controls.set_wanted(vec![("brightness".into(), ControlValue::Int(100))]);
+        controls.set_wanted([("brightness".into(), ControlValue::Int(100), 7)]);
         controls.attach(dev_null(), &[brightness()]);
         controls.detach();
         assert_eq!(controls.set("brightness", &ControlValue::Int(90)), Ok(90));

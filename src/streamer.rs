@@ -317,9 +317,6 @@ fn open_source(
             let mut source = V4l2Source::new(request, Arc::clone(&camera.controls));
             return match source.reconnect() {
                 Ok(()) => Ok((Box::new(source), true)),
-                Err(SourceError::Failed(message)) => Err(failed(SourceError::Failed(
-                    with_control_lines(&message, config),
-                ))),
                 Err(e) => {
                     log::warn!(
                         "camera \"{}\": {e}; NO SIGNAL until it appears",
@@ -332,16 +329,4 @@ fn open_source(
         }
     };
     Ok((source, true))
-}
-
-/// Adds the config line of each control a message names.
-fn with_control_lines(message: &str, config: &CameraConfig) -> String {
-    let mut message = message.to_owned();
-    for setting in &config.controls {
-        let key = format!("`{}`", setting.name);
-        if message.contains(&key) && setting.line > 0 {
-            message = message.replacen(&key, &format!("{key} (line {})", setting.line), 1);
-        }
-    }
-    message
 }
