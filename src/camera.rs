@@ -219,7 +219,9 @@ impl Camera {
         let before = self.settings.set(spec, value)?;
         if value != before {
             self.set_origin(spec.key, Origin::Changed);
-            self.record(spec.key, value);
+            if spec.saved {
+                self.record(spec.key, value);
+            }
             self.announce(spec.key, writer);
         }
         Ok(())
