@@ -51,6 +51,11 @@ pub use handle::NtClient;
 pub use shared::NtUpdate;
 pub use value::{NtType, NtValue};
 
+/// The README's example compiles too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
+
 /// Errors of the client's API. Connection problems are not errors of any call: the client
 /// logs them and keeps retrying.
 #[derive(Debug, thiserror::Error)]
