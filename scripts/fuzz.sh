@@ -5,7 +5,7 @@
 #   http_request   HTTP request head and body framing (src/http/request.rs)
 #   stream_params  URL routing and stream parameters (src/http/routes.rs)
 #   jpeg_check     the JPEG structure check of source frames (src/jpeg.rs)
-#   nt4_binary     NT4 binary frames, the MessagePack decoder (src/networktables/protocol.rs)
+#   nt4_binary     NT4 binary frames, the MessagePack decoder (crates/nt4/src/protocol.rs)
 #   nt4_text       NT4 text frames, JSON control messages (same)
 #   config         the config file parser and its validation (src/config.rs)
 #

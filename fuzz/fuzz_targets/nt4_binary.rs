@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    frcstream::networktables::fuzzing::binary_frame(data);
+    nt4::fuzzing::binary_frame(data);
 });

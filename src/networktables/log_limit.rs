@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::NtValue;
+use nt4::NtValue;
 
 /// Characters of a value shown in a log line.
 pub const MAX_SHOWN_CHARS: usize = 60;

@@ -1,92 +1,16 @@
-//! A NetworkTables 4 client (protocol revisions 4.1 and 4.0).
+//! What frcstream publishes on NetworkTables, through the NT4 client of `crates/nt4`.
 //!
-//! [`NtClient::start`] spawns one thread that owns the connection to the server: it connects to
-//! `ws://host:port/nt/<client_name>`, retries every second (500 ms connect/handshake timeout)
-//! while the server is absent, synchronises time, answers pings, and after every reconnect
-//! re-publishes, re-subscribes and re-sends the latest value of every published topic.
-//! The application's calls ([`NtClient::publish`], [`NtClient::set`], ...) only touch
-//! in-memory state and wake the thread: they never wait for the network.
+//! [`camera_publisher`] (the `nt-publisher` thread) puts the cameras under `/CameraPublisher`
+//! in cscore's layout ([`cscore_layout`], so dashboards list them), statistics and settings
+//! under `/frcstream`, and takes setting changes from dashboards; [`log_limit`] keeps its log lines about refused writes few.
 //!
-//! Published topics keep one latest value each (nothing queues while disconnected).
-//! [`NtClient::set`] is a normal timestamped write, sent once the clock is synchronised with
-//! the server; [`NtClient::set_default`] writes with timestamp 0, so any other client's write
-//! wins over it, now and after a reconnect or server restart. Values received for a topic this
-//! client publishes (through a subscription) replace its retained value, so a dashboard's
-//! setting is what gets re-sent after a server restart. A value of another type for a topic
-//! this client publishes is never retained, but subscribers get it: ntcore's server caches
-//! such a write, and only the topic's owner can write a proper value over it.
-//!
-//! ```no_run
-//! use frcstream::networktables::{NtClient, NtClientConfig, NtType};
-//! let nt = NtClient::start(NtClientConfig::new("10.12.34.2", "frcstream")).expect("config");
-//! nt.publish("/demo/connected", NtType::Boolean, serde_json::json!({})).expect("publish");
-//! nt.set("/demo/connected", true).expect("set");
-//! nt.publish("/demo/settings/exposure", NtType::Int, serde_json::json!({"retained": true})).expect("publish");
-//! nt.set_default("/demo/settings/exposure", 50).expect("set_default");
-//! let updates = nt.subscribe(&["/demo/settings/"]);
-//! while let Ok(update) = updates.recv() {
-//!     println!("{} = {:?}", update.topic, update.value);
-//! }
-//! ```
-//!
-//! Spec: allwpilib `ntcore/doc/networktables4.adoc`.
-//!
-//! [`camera_publisher`] is what frcstream does with the client: the cameras under
-//! `/CameraPublisher`, statistics and settings under `/frcstream`.
+//! The client's types are re-exported here: they are part of frcstream's API (a
+//! [`CameraPublisher`] runs on an [`NtClient`], its errors are [`NtError`]s).
 
 pub mod camera_publisher;
-mod client;
 pub mod cscore_layout;
 mod log_limit;
-mod protocol;
-mod value;
 
 pub use camera_publisher::{CameraPublisher, NtCamera};
-pub(crate) use client::parse_server;
-pub use client::{MAX_ANNOUNCED, NtClient, NtClientConfig, NtProtocol, NtUpdate};
-pub use value::{NtType, NtValue};
-
-/// Errors of the client's API. Connection problems are not errors of any call: the client
-/// logs them and keeps retrying.
-#[derive(Debug, thiserror::Error)]
-pub enum NtError {
-    #[error("invalid NetworkTables server address {0:?}: expected host, host:port or [ipv6]:port")]
-    InvalidServer(String),
-    #[error(
-        "invalid NetworkTables client name {0:?}: must be non-empty, without '@' or control characters"
-    )]
-    InvalidClientName(String),
-    #[error("topic name must not be empty")]
-    EmptyTopic,
-    #[error("properties of topic {0} must be a JSON object")]
-    InvalidProperties(String),
-    #[error("topic {0} is not published by this client")]
-    NotPublished(String),
-    #[error("topic {topic} is published as {published}, not {requested}")]
-    TypeMismatch {
-        topic: String,
-        published: NtType,
-        requested: NtType,
-    },
-    #[error("cannot start the NetworkTables thread: {0}")]
-    Spawn(#[source] std::io::Error),
-}
-
-/// Entry points for the fuzz targets (`fuzz/`): the server's binary (MessagePack) and text
-/// (JSON) frames through the client's own decoders. Not an API.
-#[doc(hidden)]
-pub mod fuzzing {
-    /// Decodes a binary frame; returns how many messages decoded well.
-    pub fn binary_frame(frame: &[u8]) -> usize {
-        super::protocol::decode_binary_frame(frame)
-            .filter(Result::is_ok)
-            .count()
-    }
-
-    /// Decodes a text frame; returns how many messages decoded well.
-    pub fn text_frame(text: &str) -> usize {
-        super::protocol::decode_text_frame(text)
-            .map(|messages| messages.iter().filter(|m| m.is_ok()).count())
-            .unwrap_or(0)
-    }
-}
+pub(crate) use nt4::parse_server;
+pub use nt4::{NtClient, NtClientConfig, NtError, NtType, NtUpdate, NtValue};

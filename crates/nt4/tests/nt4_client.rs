@@ -1,6 +1,7 @@
 //! The NT4 client against WPILib's real ntcore server (PyPI `pyntcore`, installed into the
-//! project's venv by `scripts/ensure-venv.sh`; the tests that need it skip loudly when it
-//! cannot be installed), and against a hostile fake server written here.
+//! repository's venv by its `scripts/ensure-venv.sh`; the tests that need it skip loudly when
+//! it cannot be installed, and fail when `FRCSTREAM_REQUIRE_PYNTCORE=1`), and against a
+//! hostile fake server written here.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use frcstream::networktables::{NtClient, NtClientConfig, NtProtocol, NtType, NtUpdate, NtValue};
+use nt4::{NtClient, NtClientConfig, NtProtocol, NtType, NtUpdate, NtValue};
 use serde_json::{Value as Json, json};
 use support::{NtServer, Proxy, ProxyMode, free_port, pyntcore, scratch_dir, wait_for};
 
@@ -18,6 +19,21 @@ use support::{NtServer, Proxy, ProxyMode, free_port, pyntcore, scratch_dir, wait
 const RECONNECT: Duration = Duration::from_secs(2);
 /// Generous bound for things that take one NT sweep (100 ms) or so.
 const SOON: Duration = Duration::from_secs(5);
+
+#[test]
+fn only_1_makes_pyntcore_required() {
+    assert!(support::required(Some("1")));
+    for not_required in [
+        None,
+        Some(""),
+        Some("0"),
+        Some("yes"),
+        Some("true"),
+        Some(" 1"),
+    ] {
+        assert!(!support::required(not_required), "{not_required:?}");
+    }
+}
 
 fn init_log() {
     let _ = env_logger::builder().is_test(true).try_init();
@@ -757,7 +773,7 @@ fn announcements_outside_the_subscriptions_are_not_kept() {
     assert_eq!(value.value, NtValue::Int(42));
     let kept = nt.announced_topics();
     println!("100,000 unwanted and 5,000 wanted announcements: {kept} topics kept");
-    assert_eq!(kept, frcstream::networktables::MAX_ANNOUNCED);
+    assert_eq!(kept, nt4::MAX_ANNOUNCED);
     nt.stop();
 }
 

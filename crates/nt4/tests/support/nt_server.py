@@ -1,6 +1,6 @@
 """WPILib's ntcore NT4 server on 127.0.0.1 (or a given address), plus a dashboard client in the same process.
 
-Driven by tests/nt4_client.rs over stdin/stdout, one command per line, one JSON line back:
+Driven by ntcore_server.rs (crates/nt4/tests/support) over stdin/stdout, one command per line, one JSON line back:
 
   get NAME              -> {"server": V, "dashboard": V}, V = {"type": ..., "value": ...} or null
                            (the server's own view, and what the dashboard client received)

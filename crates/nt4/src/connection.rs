@@ -1,40 +1,40 @@
-//! The client handle ([`NtClient`]) and its connection thread.
+//! The connection thread: the one owner of the socket.
 //!
-//! The handle and the thread share one mutex-protected [`State`]: the topics the application
-//! publishes (each with one retained value) and its subscriptions. The handle's methods change
-//! that state and wake the thread through a socket pair; the thread never holds the mutex while
-//! doing I/O. The thread waits in `poll(2)` on the websocket and the wake-up socket, so a write
-//! by the application goes out at once and idle costs nothing but the protocol's pings.
+//! It connects (TCP, then the websocket handshake offering NT 4.1 and 4.0), retries every
+//! [`RETRY_INTERVAL`] while the server is absent, and runs one [`Session`] per live
+//! connection: time sync, pings (4.1) or time-sync liveness (4.0), announcements and their
+//! ids, and sending what the application changed in the shared state ([`crate::shared`]).
+//! It waits in `poll(2)` on the websocket and the wake-up socket, so a write by the
+//! application goes out at once and idle costs nothing but the protocol's pings; it never
+//! holds the shared state's mutex while doing I/O.
 //!
 //! The websocket is non-blocking after the handshake. A server that stops reading makes
 //! writes back up: then no new values are queued (each topic keeps only its latest value), and
 //! after [`SEND_STALL_TIMEOUT`] the connection is dropped and re-established.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::TrySendError;
 use log::{debug, info, warn};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::HandshakeError;
 use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
-use super::NtError;
-use super::protocol::{self, DataMessage, MessageError, RTT_ID, ServerMessage};
-use super::value::{NtType, NtValue};
+use crate::config::{Endpoint, NtProtocol};
+use crate::protocol::{self, DataMessage, MessageError, RTT_ID, ServerMessage};
+use crate::shared::{NtUpdate, Retained, Shared};
+use crate::value::{NtType, NtValue};
 
-/// The standard NT4 port.
-const DEFAULT_PORT: u16 = 5810;
 const SUBPROTOCOL_V41: &str = "v4.1.networktables.first.wpi.edu";
 const SUBPROTOCOL_V40: &str = "networktables.first.wpi.edu";
 /// The `Sec-WebSocket-Protocol` offer for [`NtProtocol::V41`]: 4.1 preferred, 4.0 fallback.
@@ -59,8 +59,6 @@ const SEND_STALL_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_INCOMING: usize = 2 << 20;
 /// Largest amount of unsent data before the connection counts as broken.
 const MAX_OUTGOING: usize = 4 << 20;
-/// Updates waiting in one subscription's channel before new ones are dropped.
-const SUBSCRIPTION_CAPACITY: usize = 256;
 /// Messages read per loop turn, so a flooding server cannot starve the rest.
 const READS_PER_TURN: usize = 256;
 /// Topics the server may announce on one connection that match this client's
@@ -70,399 +68,8 @@ pub const MAX_ANNOUNCED: usize = 4096;
 /// flooding pings gets its socket read less often, not a core.
 const PINGS_PER_WINDOW: u32 = 5;
 const PING_WINDOW: Duration = Duration::from_millis(100);
-/// Publisher and subscriber ids stay within ntcore's accepted range.
-const MAX_UID: i64 = 0x7fff_fff0;
-
-/// Which protocol revisions the client offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NtProtocol {
-    /// Offer 4.1, fall back to 4.0 if that is all the server speaks.
-    #[default]
-    V41,
-    /// Offer 4.0 only.
-    V40,
-}
-
-impl std::fmt::Display for NtProtocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            NtProtocol::V41 => "NT 4.1",
-            NtProtocol::V40 => "NT 4.0",
-        })
-    }
-}
-
-/// Where to connect and as whom.
-#[derive(Debug, Clone)]
-pub struct NtClientConfig {
-    /// `host`, `host:port` or `[ipv6]:port`; the port defaults to 5810.
-    pub server: String,
-    /// The name in `/nt/<client_name>`. The server makes it unique by appending `@N`.
-    pub client_name: String,
-    /// The revisions to offer; the default (4.1 with 4.0 fallback) suits every server.
-    pub protocol: NtProtocol,
-}
-
-impl NtClientConfig {
-    pub fn new(server: impl Into<String>, client_name: impl Into<String>) -> Self {
-        NtClientConfig {
-            server: server.into(),
-            client_name: client_name.into(),
-            protocol: NtProtocol::default(),
-        }
-    }
-}
-
-/// A value received for a subscribed topic.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NtUpdate {
-    pub topic: String,
-    pub value: NtValue,
-    /// Server time of the value in microseconds (0 for a default).
-    pub timestamp_us: i64,
-}
-
-/// A NetworkTables 4 client; see the [module docs](super). Dropping it stops the thread.
-pub struct NtClient {
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
-}
-
-struct Shared {
-    state: Mutex<State>,
-    /// The protocol of the live connection: 0 none, 1 for 4.0, 2 for 4.1.
-    connection: AtomicU8,
-    stop: AtomicBool,
-    /// Topics announced on the live connection and kept.
-    announced: std::sync::atomic::AtomicUsize,
-    /// Writing a byte here wakes the thread.
-    waker: UnixStream,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn connection(&self) -> Option<NtProtocol> {
-        match self.connection.load(Ordering::Acquire) {
-            1 => Some(NtProtocol::V40),
-            2 => Some(NtProtocol::V41),
-            _ => None,
-        }
-    }
-
-    fn set_connection(&self, protocol: Option<NtProtocol>) {
-        let code = match protocol {
-            None => 0,
-            Some(NtProtocol::V40) => 1,
-            Some(NtProtocol::V41) => 2,
-        };
-        self.connection.store(code, Ordering::Release);
-    }
-
-    fn wake(&self) {
-        // Non-blocking; a full socket already holds a wake-up.
-        let _ = (&self.waker).write(&[1]);
-    }
-}
-
-struct State {
-    topics: BTreeMap<String, Published>,
-    subs: Vec<Subscription>,
-    next_uid: i64,
-}
-
-impl State {
-    fn alloc_uid(&mut self) -> i64 {
-        let uid = self.next_uid;
-        self.next_uid = if uid >= MAX_UID { 1 } else { uid + 1 };
-        uid
-    }
-}
-
-struct Published {
-    pubuid: i64,
-    ty: NtType,
-    properties: Map<String, Json>,
-    value: Option<Retained>,
-}
-
-/// The one value kept for a published topic.
-struct Retained {
-    value: NtValue,
-    /// Some local write was a normal `set` (not only `set_default`s).
-    strong: bool,
-    /// When the application wrote it: the base of its timestamp.
-    written: Instant,
-    /// Server timestamp it was sent or received with on this connection; before that 1 for
-    /// normal writes and 0 for defaults.
-    timestamp_us: i64,
-    /// Still to be sent on the current connection.
-    pending: bool,
-}
-
-struct Subscription {
-    subuid: i64,
-    prefixes: Vec<String>,
-    tx: Sender<NtUpdate>,
-    /// The channel was full at the last delivery (so the drop was already logged).
-    overflowing: bool,
-    /// The receiver was dropped: unsubscribe.
-    closed: bool,
-}
-
-impl NtClient {
-    /// Validates the configuration and starts the connection thread. Returns at once; the
-    /// thread connects in the background (see [`NtClient::is_connected`]).
-    pub fn start(config: NtClientConfig) -> Result<NtClient, NtError> {
-        let (host, port) = parse_server(&config.server)
-            .ok_or_else(|| NtError::InvalidServer(config.server.clone()))?;
-        let name = &config.client_name;
-        if name.is_empty() || name.contains('@') || name.chars().any(char::is_control) {
-            return Err(NtError::InvalidClientName(name.clone()));
-        }
-        let uri_host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host.clone()
-        };
-        let url = format!("ws://{uri_host}:{port}/nt/{}", encode_path_segment(name));
-        let (waker, wake_rx) = UnixStream::pair().map_err(NtError::Spawn)?;
-        waker.set_nonblocking(true).map_err(NtError::Spawn)?;
-        wake_rx.set_nonblocking(true).map_err(NtError::Spawn)?;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                topics: BTreeMap::new(),
-                subs: Vec::new(),
-                next_uid: 1,
-            }),
-            connection: AtomicU8::new(0),
-            stop: AtomicBool::new(false),
-            announced: std::sync::atomic::AtomicUsize::new(0),
-            waker,
-        });
-        let worker = Worker {
-            shared: shared.clone(),
-            label: format!("{uri_host}:{port}"),
-            host,
-            port,
-            url,
-            protocol: config.protocol,
-            epoch: Instant::now(),
-            wake_rx,
-        };
-        let thread = std::thread::Builder::new()
-            .name("nt4-client".into())
-            .spawn(move || worker.run())
-            .map_err(NtError::Spawn)?;
-        Ok(NtClient {
-            shared,
-            thread: Some(thread),
-        })
-    }
-
-    /// Starts publishing `topic` with type `ty` and `properties` (a JSON object, or null for
-    /// none; e.g. `{"retained": true}` keeps the topic on the server while this client is
-    /// away). Publishing a topic again with the same type does nothing.
-    pub fn publish(&self, topic: &str, ty: NtType, properties: Json) -> Result<(), NtError> {
-        if topic.is_empty() {
-            return Err(NtError::EmptyTopic);
-        }
-        let properties = match properties {
-            Json::Null => Map::new(),
-            Json::Object(map) => map,
-            _ => return Err(NtError::InvalidProperties(topic.to_owned())),
-        };
-        let mut state = self.shared.lock();
-        if let Some(existing) = state.topics.get(topic) {
-            return if existing.ty == ty {
-                Ok(())
-            } else {
-                Err(NtError::TypeMismatch {
-                    topic: topic.to_owned(),
-                    published: existing.ty,
-                    requested: ty,
-                })
-            };
-        }
-        let pubuid = state.alloc_uid();
-        state.topics.insert(
-            topic.to_owned(),
-            Published {
-                pubuid,
-                ty,
-                properties,
-                value: None,
-            },
-        );
-        drop(state);
-        self.shared.wake();
-        Ok(())
-    }
-
-    /// Stops publishing `topic` and forgets its value.
-    pub fn unpublish(&self, topic: &str) -> Result<(), NtError> {
-        let removed = self.shared.lock().topics.remove(topic);
-        if removed.is_none() {
-            return Err(NtError::NotPublished(topic.to_owned()));
-        }
-        self.shared.wake();
-        Ok(())
-    }
-
-    /// Sets the value of a published topic (a normal write, timestamped now). Sent once the
-    /// clock is synchronised with the server; while disconnected only the latest value is
-    /// kept, and sent after the next connection's time sync.
-    pub fn set(&self, topic: &str, value: impl Into<NtValue>) -> Result<(), NtError> {
-        self.write(topic, value.into(), true).map(|_| ())
-    }
-
-    /// Sets the value of a published topic with timestamp 0, if it has no value yet (neither
-    /// set here nor received from the server). Returns whether it did. Any other client's
-    /// write wins over a default, also when this client re-sends it after a reconnect.
-    pub fn set_default(&self, topic: &str, value: impl Into<NtValue>) -> Result<bool, NtError> {
-        self.write(topic, value.into(), false)
-    }
-
-    fn write(&self, topic: &str, value: NtValue, strong: bool) -> Result<bool, NtError> {
-        let mut state = self.shared.lock();
-        let published = state
-            .topics
-            .get_mut(topic)
-            .ok_or_else(|| NtError::NotPublished(topic.to_owned()))?;
-        if !value.fits(published.ty) {
-            return Err(NtError::TypeMismatch {
-                topic: topic.to_owned(),
-                published: published.ty,
-                requested: value.nt_type(),
-            });
-        }
-        if !strong && published.value.is_some() {
-            return Ok(false);
-        }
-        published.value = Some(Retained {
-            value,
-            strong,
-            written: Instant::now(),
-            timestamp_us: i64::from(strong),
-            pending: true,
-        });
-        drop(state);
-        self.shared.wake();
-        Ok(true)
-    }
-
-    /// The value this client holds for a topic it publishes: its latest own write, or a newer
-    /// value received for it through a subscription (see the [module docs](super)). `None`
-    /// if the topic is not published here or has no value yet.
-    ///
-    /// A subscriber can compare an update with this to tell whether the update is still the
-    /// topic's value or already lost against a newer local write.
-    pub fn value(&self, topic: &str) -> Option<NtValue> {
-        let state = self.shared.lock();
-        state
-            .topics
-            .get(topic)
-            .and_then(|t| t.value.as_ref())
-            .map(|r| r.value.clone())
-    }
-
-    /// Subscribes to all topics whose names start with one of `prefixes` (`""` is every
-    /// topic except the server's `$` meta topics). The channel receives the values the server
-    /// sends: other clients' writes, and on every (re)connect the current value of each
-    /// matching topic (ntcore does not echo this client's own writes back). Values whose type
-    /// differs from the topic's are dropped, except for topics this client publishes (see the
-    /// [module docs](super)). It holds up to
-    /// 256 updates; when the receiver falls behind further, new updates are dropped (and
-    /// logged). Dropping the receiver unsubscribes (noticed at the next matching update).
-    pub fn subscribe(&self, prefixes: &[&str]) -> Receiver<NtUpdate> {
-        let (tx, rx) = crossbeam_channel::bounded(SUBSCRIPTION_CAPACITY);
-        let mut state = self.shared.lock();
-        let subuid = state.alloc_uid();
-        state.subs.push(Subscription {
-            subuid,
-            prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(),
-            tx,
-            overflowing: false,
-            closed: false,
-        });
-        drop(state);
-        self.shared.wake();
-        rx
-    }
-
-    /// Whether the websocket connection to the server is up.
-    /// Topics the server announced on the live connection that this client keeps: those
-    /// under its subscriptions' prefixes or published by it, [`MAX_ANNOUNCED`] at most.
-    pub fn announced_topics(&self) -> usize {
-        self.shared.announced.load(Ordering::Relaxed)
-    }
-
-    pub fn is_connected(&self) -> bool {
-        self.protocol().is_some()
-    }
-
-    /// The protocol revision of the current connection, `None` while disconnected.
-    pub fn protocol(&self) -> Option<NtProtocol> {
-        self.shared.connection()
-    }
-
-    /// Closes the connection and joins the thread (the same as dropping the client).
-    pub fn stop(self) {}
-}
-
-impl Drop for NtClient {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        self.shared.wake();
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                log::error!("NetworkTables client thread panicked");
-            }
-        }
-    }
-}
-
-/// Parses `host`, `host:port`, `[ipv6]` or `[ipv6]:port` (or a bare IPv6 address).
-pub(crate) fn parse_server(server: &str) -> Option<(String, u16)> {
-    let s = server.trim();
-    if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Some((addr.ip().to_string(), addr.port()));
-    }
-    if let Ok(ip) = s
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
-        return Some((ip.to_string(), DEFAULT_PORT));
-    }
-    let (host, port) = match s.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse::<u16>().ok().filter(|p| *p != 0)?),
-        None => (s, DEFAULT_PORT),
-    };
-    let valid = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
-    valid.then(|| (host.to_owned(), port))
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode_path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// The thread
+/// Characters of a name from the server shown in a log line.
+const MAX_SHOWN_CHARS: usize = 60;
 
 /// Why a connection attempt failed or a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -491,22 +98,41 @@ fn is_would_block(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
 }
 
-struct Worker {
+/// Starts the connection thread for `endpoint`; it runs until [`Shared::stop`].
+/// `wake_rx` is the thread's end of the wake-up socket pair (non-blocking).
+pub(crate) fn spawn(
     shared: Arc<Shared>,
-    /// `host:port` for log lines.
-    label: String,
-    host: String,
-    port: u16,
-    url: String,
-    protocol: NtProtocol,
+    endpoint: Endpoint,
+    wake_rx: UnixStream,
+) -> io::Result<JoinHandle<()>> {
+    let thread = ConnectionThread {
+        shared,
+        endpoint,
+        epoch: Instant::now(),
+        wake_rx,
+    };
+    std::thread::Builder::new()
+        .name("nt4-client".into())
+        .spawn(move || thread.run())
+}
+
+/// The thread's own state, across connections.
+struct ConnectionThread {
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
     /// Zero of the local clock sent in time-sync messages.
     epoch: Instant,
     wake_rx: UnixStream,
 }
 
-impl Worker {
+impl ConnectionThread {
     fn stopping(&self) -> bool {
-        self.shared.stop.load(Ordering::Acquire)
+        self.shared.stopping()
+    }
+
+    /// `host:port` for log lines.
+    fn label(&self) -> &str {
+        &self.endpoint.label
     }
 
     fn run(self) {
@@ -522,29 +148,29 @@ impl Worker {
             match self.connect() {
                 Ok((ws, version)) => {
                     failure_logged = false;
-                    info!("NetworkTables: connected to {} ({version})", self.label);
+                    info!("NetworkTables: connected to {} ({version})", self.label());
                     self.shared.set_connection(Some(version));
-                    let result = Connection::new(&self, ws, version).run();
+                    let result = Session::new(&self, ws, version).run();
                     self.shared.set_connection(None);
                     match result {
                         Ok(()) => info!(
                             "NetworkTables: disconnected from {} (client stopped)",
-                            self.label
+                            self.label()
                         ),
                         Err(e) => warn!(
                             "NetworkTables: disconnected from {}: {e}; reconnecting",
-                            self.label
+                            self.label()
                         ),
                     }
                 }
                 Err(e) if !failure_logged => {
                     info!(
                         "NetworkTables: cannot connect to {}: {e}; retrying every second",
-                        self.label
+                        self.label()
                     );
                     failure_logged = true;
                 }
-                Err(e) => debug!("NetworkTables: cannot connect to {}: {e}", self.label),
+                Err(e) => debug!("NetworkTables: cannot connect to {}: {e}", self.label()),
             }
         }
     }
@@ -572,7 +198,7 @@ impl Worker {
 
     fn connect(&self) -> Result<(WebSocket<NetStream>, NtProtocol), ConnError> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
-        let addrs = (self.host.as_str(), self.port)
+        let addrs = (self.endpoint.host.as_str(), self.endpoint.port)
             .to_socket_addrs()
             .map_err(ConnError::Resolve)?;
         let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address");
@@ -594,8 +220,8 @@ impl Worker {
         let tcp = tcp.ok_or(ConnError::Connect(last_error))?;
         tcp.set_nodelay(true).map_err(ConnError::Connect)?;
 
-        let mut request = self.url.as_str().into_client_request()?;
-        let offer = match self.protocol {
+        let mut request = self.endpoint.url.as_str().into_client_request()?;
+        let offer = match self.endpoint.protocol {
             NtProtocol::V41 => HeaderValue::from_static(OFFER_V41),
             NtProtocol::V40 => HeaderValue::from_static(SUBPROTOCOL_V40),
         };
@@ -650,6 +276,16 @@ fn retire_gone(
         }
         keep
     });
+}
+
+/// A name from the server for a log line: cut to [`MAX_SHOWN_CHARS`] characters.
+fn shortened(name: &str) -> String {
+    let count = name.chars().count();
+    if count <= MAX_SHOWN_CHARS {
+        return format!("{name:?}");
+    }
+    let head: String = name.chars().take(MAX_SHOWN_CHARS).collect();
+    format!("{head:?}… ({count} characters)")
 }
 
 fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
@@ -719,8 +355,8 @@ struct Announced {
 }
 
 /// One live connection: per-connection state (topic ids, clock offset) dies with it.
-struct Connection<'w> {
-    worker: &'w Worker,
+struct Session<'w> {
+    thread: &'w ConnectionThread,
     ws: WebSocket<NetStream>,
     version: NtProtocol,
     started: Instant,
@@ -745,17 +381,17 @@ struct Connection<'w> {
     ping_window: Instant,
 }
 
-impl Drop for Connection<'_> {
+impl Drop for Session<'_> {
     fn drop(&mut self) {
-        self.shared().announced.store(0, Ordering::Relaxed);
+        self.shared().set_announced(0);
     }
 }
 
-impl<'w> Connection<'w> {
-    fn new(worker: &'w Worker, ws: WebSocket<NetStream>, version: NtProtocol) -> Self {
+impl<'w> Session<'w> {
+    fn new(thread: &'w ConnectionThread, ws: WebSocket<NetStream>, version: NtProtocol) -> Self {
         let now = Instant::now();
-        Connection {
-            worker,
+        Session {
+            thread,
             ws,
             version,
             started: now,
@@ -777,7 +413,7 @@ impl<'w> Connection<'w> {
     }
 
     fn shared(&self) -> &'w Shared {
-        &self.worker.shared
+        &self.thread.shared
     }
 
     /// Runs until the application stops the client (`Ok`) or the connection fails.
@@ -796,7 +432,7 @@ impl<'w> Connection<'w> {
             NtProtocol::V40 => (V40_TIMEOUT, V40_RTT_INTERVAL),
         };
         loop {
-            if self.worker.stopping() {
+            if self.thread.stopping() {
                 // Best effort: queue a close frame and push it out without waiting.
                 let _ = self.ws.close(None);
                 let _ = self.ws.flush();
@@ -816,7 +452,7 @@ impl<'w> Connection<'w> {
                     // Time sync first: the spec wants the RTT measured before other traffic.
                     if now >= self.next_rtt {
                         let mut frame = Vec::new();
-                        protocol::encode_rtt_request(&mut frame, self.worker.local_us(now));
+                        protocol::encode_rtt_request(&mut frame, self.thread.local_us(now));
                         self.send(Message::binary(frame))?;
                         self.next_rtt = now + rtt_interval;
                     }
@@ -848,7 +484,7 @@ impl<'w> Connection<'w> {
                 wait = wait.min(SEND_STALL_TIMEOUT);
             }
             let fd = self.ws.get_ref().tcp.as_raw_fd();
-            self.worker.wait(Some((fd, events)), wait);
+            self.thread.wait(Some((fd, events)), wait);
         }
     }
 
@@ -879,7 +515,7 @@ impl<'w> Connection<'w> {
 
     /// Server time for a local instant (never below 1: 0 means "default").
     fn server_time(&self, offset_us: i64, t: Instant) -> i64 {
-        self.worker.local_us(t).saturating_add(offset_us).max(1)
+        self.thread.local_us(t).saturating_add(offset_us).max(1)
     }
 
     /// Sends what the application changed: publishes, subscriptions, values.
@@ -1003,12 +639,12 @@ impl<'w> Connection<'w> {
         if self.malformed_logged {
             debug!(
                 "NetworkTables: ignoring a message from {}: {e}",
-                self.worker.label
+                self.thread.label()
             );
         } else {
             warn!(
                 "NetworkTables: ignoring a message from {}: {e} (more are logged at debug level)",
-                self.worker.label
+                self.thread.label()
             );
             self.malformed_logged = true;
         }
@@ -1054,8 +690,8 @@ impl<'w> Connection<'w> {
                         if !self.too_many_logged {
                             warn!(
                                 "NetworkTables: {} announced more than {MAX_ANNOUNCED} topics; ignoring the others (first: {})",
-                                self.worker.label,
-                                super::log_limit::shown(&NtValue::String(name))
+                                self.thread.label(),
+                                shortened(&name)
                             );
                             self.too_many_logged = true;
                         }
@@ -1071,9 +707,7 @@ impl<'w> Connection<'w> {
                 Err(e) => self.malformed(e),
             }
         }
-        self.shared()
-            .announced
-            .store(self.announced.len(), Ordering::Relaxed);
+        self.shared().set_announced(self.announced.len());
     }
 
     fn handle_binary(&mut self, frame: &[u8]) {
@@ -1090,7 +724,7 @@ impl<'w> Connection<'w> {
         let NtValue::Int(sent_us) = m.value else {
             return self.malformed(MessageError::BadField("time sync value"));
         };
-        let now_us = self.worker.local_us(Instant::now());
+        let now_us = self.thread.local_us(Instant::now());
         let rtt_us = now_us.saturating_sub(sent_us);
         if !(0..=MAX_RTT_US).contains(&rtt_us) {
             return self.malformed(MessageError::BadField("time sync echo"));
@@ -1106,7 +740,7 @@ impl<'w> Connection<'w> {
             if first {
                 debug!(
                     "NetworkTables: clock synchronised with {} (round trip {rtt_us} µs)",
-                    self.worker.label
+                    self.thread.label()
                 );
             }
         }
@@ -1191,102 +825,5 @@ impl<'w> Connection<'w> {
                 Err(TrySendError::Disconnected(_)) => sub.closed = true,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_addresses() {
-        assert_eq!(
-            parse_server("10.12.34.2"),
-            Some(("10.12.34.2".into(), 5810))
-        );
-        assert_eq!(
-            parse_server("127.0.0.1:1234"),
-            Some(("127.0.0.1".into(), 1234))
-        );
-        assert_eq!(
-            parse_server("roborio-1234-frc.local"),
-            Some(("roborio-1234-frc.local".into(), 5810))
-        );
-        assert_eq!(parse_server("localhost:99"), Some(("localhost".into(), 99)));
-        assert_eq!(parse_server("[::1]:5811"), Some(("::1".into(), 5811)));
-        assert_eq!(parse_server("::1"), Some(("::1".into(), 5810)));
-        assert_eq!(parse_server("[::1]"), Some(("::1".into(), 5810)));
-        for bad in [
-            "",
-            ":5810",
-            "host:",
-            "host:0",
-            "host:99999",
-            "a b",
-            "x/y:1",
-            "user@host",
-        ] {
-            assert_eq!(parse_server(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn client_names_are_percent_encoded() {
-        assert_eq!(encode_path_segment("frcstream-1.a_b~"), "frcstream-1.a_b~");
-        assert_eq!(encode_path_segment("cam front/é"), "cam%20front%2F%C3%A9");
-    }
-
-    #[test]
-    fn bad_configs_are_rejected() {
-        assert!(matches!(
-            NtClient::start(NtClientConfig::new("a b", "x")),
-            Err(NtError::InvalidServer(_))
-        ));
-        assert!(matches!(
-            NtClient::start(NtClientConfig::new("127.0.0.1:1", "a@b")),
-            Err(NtError::InvalidClientName(_))
-        ));
-        assert!(matches!(
-            NtClient::start(NtClientConfig::new("127.0.0.1:1", "")),
-            Err(NtError::InvalidClientName(_))
-        ));
-    }
-
-    #[test]
-    fn api_checks_happen_in_memory() {
-        // Port 1 on loopback refuses: the client keeps retrying in the background.
-        let nt = NtClient::start(NtClientConfig::new("127.0.0.1:1", "unit")).expect("start");
-        assert!(matches!(nt.set("/a", 1), Err(NtError::NotPublished(_))));
-        nt.publish("/a", NtType::Int, Json::Null).expect("publish");
-        nt.publish("/a", NtType::Int, Json::Null)
-            .expect("same type again");
-        assert!(matches!(
-            nt.publish("/a", NtType::Double, Json::Null),
-            Err(NtError::TypeMismatch { .. })
-        ));
-        assert!(matches!(
-            nt.publish("", NtType::Int, Json::Null),
-            Err(NtError::EmptyTopic)
-        ));
-        assert!(matches!(
-            nt.publish("/b", NtType::Int, Json::from(3)),
-            Err(NtError::InvalidProperties(_))
-        ));
-        assert!(matches!(
-            nt.set("/a", 1.5),
-            Err(NtError::TypeMismatch { .. })
-        ));
-        assert!(nt.set_default("/a", 1).expect("default"));
-        assert!(!nt.set_default("/a", 2).expect("default again"));
-        nt.set("/a", 3).expect("set");
-        assert_eq!(nt.value("/a"), Some(NtValue::Int(3)));
-        assert_eq!(nt.value("/nothing"), None);
-        nt.publish("/j", NtType::Json, Json::Null)
-            .expect("publish json");
-        nt.set("/j", "{}").expect("json takes strings");
-        nt.unpublish("/a").expect("unpublish");
-        assert!(matches!(nt.unpublish("/a"), Err(NtError::NotPublished(_))));
-        assert!(!nt.is_connected());
-        nt.stop();
     }
 }

@@ -13,7 +13,7 @@
 use serde_json::{Map, Value as Json, json};
 use thiserror::Error;
 
-use super::value::NtValue;
+use crate::value::NtValue;
 
 /// Topic id of the time-synchronisation message.
 pub(crate) const RTT_ID: i64 = -1;
