@@ -17,9 +17,8 @@
 //! no qemu) prints SKIPPED and passes, unless FRCSTREAM_REQUIRE_AARCH64=1.
 //! `cargo test --test aarch64 -- --nocapture` prints size, glibc and timings.
 
-mod common;
-#[path = "common/vm.rs"]
-mod vm;
+mod support;
+use support::vm;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -382,7 +381,7 @@ fn streams_vivid_on_arm64_kernel() {
         .collect();
     assert!(real.len() >= 20, "only {} camera frames", real.len());
     for part in &real {
-        assert_eq!(common::decoded_size(&part.jpeg), (640, 480));
+        assert_eq!(support::decoded_size(&part.jpeg), (640, 480));
     }
     let distinct: std::collections::HashSet<&[u8]> =
         real.iter().map(|p| p.jpeg.as_slice()).collect();

@@ -11,7 +11,7 @@
 //! Without a browser the test prints `SKIPPED: ...` and passes, unless
 //! `FRCSTREAM_REQUIRE_BROWSER=1`.
 
-mod common;
+mod support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -270,7 +270,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 /// What `/stats.json` says of one camera.
 fn camera_stats(address: SocketAddr, name: &str) -> Value {
-    let stats = common::stats(address);
+    let stats = support::stats(address);
     stats["cameras"]
         .as_array()
         .expect("cameras")
@@ -300,7 +300,7 @@ fn the_page_works_in_a_real_browser() {
         return;
     };
     let started = Instant::now();
-    let streamer = common::start(CAMERAS, "");
+    let streamer = support::start(CAMERAS, "");
     let address = streamer.local_addr();
     let browser = match Browser::start(&chromium, &chromedriver) {
         Ok(browser) => browser,
@@ -605,7 +605,7 @@ fn camera_controls(browser: &Browser, address: SocketAddr) {
 /// "Live" swaps it in. One camera is missing (NO SIGNAL). The server is read-only: the
 /// first refusal locks every setting with the server's reason.
 fn read_only_and_no_signal(browser: &Browser) {
-    let streamer: Streamer = common::start(
+    let streamer: Streamer = support::start(
         "[[camera]]\nname = \"front\"\nwidth = 320\nheight = 240\nfps = 15\n\
          [[camera]]\nname = \"gone\"\nsource = \"v4l2:/dev/frcstream-test-no-such-camera\"\n\
          [[camera]]\nname = \"side\"\nwidth = 320\nheight = 240\nfps = 15\n\
@@ -643,7 +643,7 @@ fn read_only_and_no_signal(browser: &Browser) {
         "the snapshot is refreshed: {snapshots}"
     );
     let streams_open = || -> Vec<u64> {
-        let stats = common::stats(address);
+        let stats = support::stats(address);
         stats["cameras"]
             .as_array()
             .expect("cameras")

@@ -15,8 +15,7 @@
 //! NT4_REQUIRE_PYNTCORE=1 make that a failure).
 
 mod support;
-#[path = "common/vm.rs"]
-mod vm;
+use support::vm;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

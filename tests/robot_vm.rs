@@ -20,9 +20,7 @@
 //! loudly elsewhere; `FRCSTREAM_REQUIRE_ROBOT_VM=1` (CI) makes that a failure. The
 //! NetworkTables step needs pyntcore (`NT4_REQUIRE_PYNTCORE=1`).
 
-mod common;
-#[path = "common/robot_vm.rs"]
-mod robot;
+use support::robot_vm as robot;
 mod support;
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -84,7 +82,7 @@ impl Watcher {
                         Ok(part) => parts.lock().unwrap().push(Part {
                             at: Instant::now(),
                             no_signal: part.header("x-frame-kind") == Some("no-signal"),
-                            size: common::decoded_size(&part.jpeg),
+                            size: support::decoded_size(&part.jpeg),
                         }),
                         Err(e) => {
                             if !stop.load(Ordering::Relaxed) {

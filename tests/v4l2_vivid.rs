@@ -20,9 +20,8 @@
 //! run, the tests print SKIPPED and pass, unless FRCSTREAM_REQUIRE_VM=1.
 //! `cargo test --test v4l2_vivid -- --nocapture` shows the measurements.
 
-mod common;
-#[path = "common/vm.rs"]
-mod vm;
+mod support;
+use support::vm;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -142,7 +141,7 @@ impl Watcher {
                         }
                     };
                     let at = Instant::now();
-                    let size = common::decoded_size(&part.jpeg);
+                    let size = support::decoded_size(&part.jpeg);
                     let mut hasher = DefaultHasher::new();
                     part.jpeg.hash(&mut hasher);
                     seen.lock().unwrap().push(Seen {
@@ -272,7 +271,7 @@ fn parse_uptime_us(text: &str) -> u64 {
 }
 
 fn stats_camera(address: SocketAddr) -> serde_json::Value {
-    common::stats(address)["cameras"][0].clone()
+    support::stats(address)["cameras"][0].clone()
 }
 
 /// The first NO SIGNAL card from part `from` on, within 1 s of `lost_at`.

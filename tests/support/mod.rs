@@ -1,10 +1,18 @@
-//! Test support for the tests that use WPILib's own code: the project's Python venv
-//! (`pyntcore`, `cscore`), WPILib's ntcore server in a Python process (`nt_server.py`,
-//! driven over stdin/stdout), a TCP proxy that can cut connections or swallow them, and
-//! small helpers. Everything listens on 127.0.0.1 only.
-#![allow(dead_code)]
+//! What the integration tests share, in one folder: the skip-or-fail rule for every part a
+//! test needs from the machine (`FRCSTREAM_REQUIRE_<PART>`), a real server on an ephemeral
+//! port (`streamer.rs`), the project's Python venv (`pyntcore`, `cscore`), WPILib's ntcore
+//! server in a Python process (`nt_server.py`, driven over stdin/stdout), a TCP proxy that
+//! can cut connections or swallow them, the qemu rigs (`vm.rs`, `robot_vm.rs`), the
+//! robot's field link in a network namespace (`fieldlink.rs`) and small helpers.
+//! Everything listens on 127.0.0.1 only.
+#![allow(dead_code, unused_imports)] // each test binary uses its own part of the support
 
 pub mod fieldlink;
+pub mod robot_vm;
+pub mod streamer;
+pub mod vm;
+
+pub use streamer::{decoded_size, frame_count, start, start_test_pattern, stats};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

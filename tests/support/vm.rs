@@ -6,8 +6,6 @@
 //! loud SKIPPED banner to stderr and returns `None`; with `FRCSTREAM_REQUIRE_VM=1` (CI) it
 //! fails the test instead.
 
-#![allow(dead_code)]
-
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;

@@ -1,7 +1,5 @@
-//! Shared helpers of the integration tests: start a real server on an ephemeral port,
+//! A real frcstream for a test: start a server on an ephemeral port,
 //! decode JPEGs, read `/stats.json`.
-
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -7,8 +7,6 @@
 //! Where it cannot run, [`RobotVm::boot`] prints a loud SKIPPED banner and returns `None`;
 //! with `FRCSTREAM_REQUIRE_ROBOT_VM=1` (CI) it fails instead.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
