@@ -10,7 +10,7 @@
 # Python: $PYTHON, else python3.11, else python3.
 # Exit status non-zero (with a reason on stderr) when the venv cannot be made, e.g.
 # without network access to PyPI; the tests then skip loudly (or fail under the
-# *_REQUIRE_* variables CI sets).
+# FRCSTREAM_REQUIRE_* variables CI sets to 1).
 set -euo pipefail
 
 pins=(pyntcore==2026.2.2 robotpy-cscore==2026.2.2 numpy==2.4.6)

@@ -12,11 +12,11 @@ cd "$(dirname "$0")/.."
 python=$(scripts/python-test-venv.sh)
 status=$?
 if [ "$status" -eq 3 ]; then
-    if [ "${FRCSTREAM_REQUIRE_PYTHON:-0}" != 0 ]; then
-        echo "test-python: FRCSTREAM_REQUIRE_PYTHON is set but the test venv cannot be made" >&2
+    if [ "${FRCSTREAM_REQUIRE_PYTHON:-}" = 1 ]; then
+        echo "test-python: FRCSTREAM_REQUIRE_PYTHON=1 but the test venv cannot be made: it needs python3-venv and network access to PyPI" >&2
         exit 1
     fi
-    printf '\n!!! SKIPPED the Python tests: the test venv cannot be made here (PyPI?)\n!!! (set FRCSTREAM_REQUIRE_PYTHON=1 to make this a failure)\n\n' >&2
+    printf '\n!!! SKIPPED the Python tests: the test venv cannot be made here\n!!! to install it: python3-venv and network access to PyPI (scripts/python-test-venv.sh)\n!!! (set FRCSTREAM_REQUIRE_PYTHON=1 to make this a failure)\n\n' >&2
     exit 0
 fi
 [ "$status" -eq 0 ] || { echo "test-python: building the package failed" >&2; exit 1; }

@@ -20,7 +20,6 @@
 mod support;
 use support::vm;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -52,22 +51,9 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn required() -> bool {
-    std::env::var("FRCSTREAM_REQUIRE_AARCH64").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// Prints the SKIPPED banner past the harness's capture, or panics when required.
+/// The SKIPPED banner, or a failure under `FRCSTREAM_REQUIRE_AARCH64=1`.
 fn skip(test: &str, reason: &str) {
-    if required() {
-        panic!("FRCSTREAM_REQUIRE_AARCH64 is set but {test} cannot run: {reason}");
-    }
-    let banner = format!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED {test}: {reason}\n\
-         !!! (set FRCSTREAM_REQUIRE_AARCH64=1 to make this a failure)\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    let _ = std::io::stderr().write_all(banner.as_bytes());
+    support::skip_unless_required(&support::AARCH64, test, reason);
 }
 
 fn have(command: &str) -> bool {
@@ -347,10 +333,8 @@ fn streams_vivid_on_arm64_kernel() {
     .unwrap();
     let Some(mut vm) = vm::Vm::boot(test, &payload, &[1181], &["--arch", "aarch64"], &scratch)
     else {
+        // Vm::boot said SKIPPED, or failed the test under FRCSTREAM_REQUIRE_AARCH64=1.
         let _ = std::fs::remove_dir_all(&scratch);
-        if required() {
-            panic!("FRCSTREAM_REQUIRE_AARCH64 is set but the arm64 VM cannot run");
-        }
         return;
     };
     assert_eq!(vm.run("uname -m").trim(), "aarch64");

@@ -30,7 +30,7 @@ fn addresses(team: u16) -> (String, String) {
 }
 
 fn skip(test: &str, reason: &str) {
-    support::skip_unless_required("FRCSTREAM_REQUIRE_NETNS", test, reason);
+    support::skip_unless_required(&support::NETNS, test, reason);
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {

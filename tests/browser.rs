@@ -46,12 +46,13 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Says loudly why the test did not run; fails instead when a browser is required.
+/// The SKIPPED banner, or a failure under `FRCSTREAM_REQUIRE_BROWSER=1`.
 fn skip(reason: &str) {
-    if std::env::var("FRCSTREAM_REQUIRE_BROWSER").as_deref() == Ok("1") {
-        panic!("FRCSTREAM_REQUIRE_BROWSER=1 but {reason}");
-    }
-    eprintln!("\n*** SKIPPED: browser test: {reason} (run scripts/setup.sh --test) ***\n");
+    support::skip_unless_required(
+        &support::BROWSER,
+        "the_page_works_in_a_real_browser",
+        reason,
+    );
 }
 
 /// A chromedriver process and one browser session in it. Dropping it ends the session

@@ -16,8 +16,9 @@
 //! Where sshd is missing (`apt-get install openssh-server`) or the test is not root, it
 //! prints SKIPPED and passes, unless FRCSTREAM_REQUIRE_SSHD=1.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -29,17 +30,9 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The SKIPPED banner, or a failure under `FRCSTREAM_REQUIRE_SSHD=1`.
 fn skip(test: &str, reason: &str) {
-    if std::env::var("FRCSTREAM_REQUIRE_SSHD").is_ok_and(|v| !v.is_empty() && v != "0") {
-        panic!("FRCSTREAM_REQUIRE_SSHD is set but {test} cannot run: {reason}");
-    }
-    let banner = format!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED {test}: {reason}\n\
-         !!! (set FRCSTREAM_REQUIRE_SSHD=1 to make this a failure)\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    let _ = std::io::stderr().write_all(banner.as_bytes());
+    support::skip_unless_required(&support::SSHD, test, reason);
 }
 
 fn run(command: &mut Command) -> Output {

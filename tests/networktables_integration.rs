@@ -1,7 +1,7 @@
 //! frcstream on NetworkTables, end to end: a real `Streamer` (test-pattern cameras, HTTP on
 //! 127.0.0.1) pointed at WPILib's real ntcore server (PyPI `pyntcore`, see
 //! `tests/support/nt_server.py`), whose own NT4 client plays the dashboard. Skipped loudly
-//! when pyntcore cannot be installed (`NT4_REQUIRE_PYNTCORE=1` makes that a failure).
+//! when pyntcore cannot be installed (`FRCSTREAM_REQUIRE_PYNTCORE=1` makes that a failure).
 
 mod support;
 

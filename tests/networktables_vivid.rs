@@ -12,7 +12,7 @@
 //!   and shown on NetworkTables.
 //!
 //! Skipped loudly where the VM or pyntcore cannot run (FRCSTREAM_REQUIRE_VM=1 /
-//! NT4_REQUIRE_PYNTCORE=1 make that a failure).
+//! FRCSTREAM_REQUIRE_PYNTCORE=1 make that a failure).
 
 mod support;
 use support::vm;

@@ -14,7 +14,9 @@
 //! (minutes); later runs reuse `target/wheel-build`. Without network or qemu: SKIPPED,
 //! unless FRCSTREAM_REQUIRE_AARCH64=1.
 
-use std::io::{BufRead, BufReader, Write};
+mod support;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,20 +25,12 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn required() -> bool {
-    std::env::var("FRCSTREAM_REQUIRE_AARCH64").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
+/// The SKIPPED banner, or a failure under `FRCSTREAM_REQUIRE_AARCH64=1`.
 fn skip(reason: &str) {
-    if required() {
-        panic!("FRCSTREAM_REQUIRE_AARCH64 is set but the wheel test cannot run: {reason}");
-    }
-    let _ = std::io::stderr().write_all(
-        format!(
-            "\n!!! SKIPPED aarch64_wheel_installs_and_streams_on_debian_11: {reason}\n\
-             !!! (set FRCSTREAM_REQUIRE_AARCH64=1 to make this a failure)\n\n"
-        )
-        .as_bytes(),
+    support::skip_unless_required(
+        &support::AARCH64,
+        "aarch64_wheel_installs_and_streams_on_debian_11",
+        reason,
     );
 }
 

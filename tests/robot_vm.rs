@@ -18,7 +18,7 @@
 //!
 //! Needs root, qemu, and what `vm/robot-setup.sh` installs and builds (cached). Skips
 //! loudly elsewhere; `FRCSTREAM_REQUIRE_ROBOT_VM=1` (CI) makes that a failure. The
-//! NetworkTables step needs pyntcore (`NT4_REQUIRE_PYNTCORE=1`).
+//! NetworkTables step needs pyntcore (`FRCSTREAM_REQUIRE_PYNTCORE=1`).
 
 use support::robot_vm as robot;
 mod support;

@@ -16,6 +16,8 @@
 //! And `systemd-analyze verify` accepts `systemd/frcstream.service` (SKIPPED where
 //! systemd-analyze is missing).
 
+mod support;
+
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -311,12 +313,8 @@ fn unit_file_verifies() {
     }
     let analyze = Command::new("systemd-analyze").arg("--version").output();
     if !analyze.is_ok_and(|o| o.status.success()) {
-        let message = "\n!!! SKIPPED unit_file_verifies: systemd-analyze is not installed \
-                       (apt-get install systemd)\n";
-        if std::env::var_os("FRCSTREAM_REQUIRE_SYSTEMD").is_some() {
-            panic!("{message}");
-        }
-        let _ = std::io::stderr().write_all(message.as_bytes());
+        let reason = "systemd-analyze --version does not run";
+        support::skip_unless_required(&support::SYSTEMD, "unit_file_verifies", reason);
         return;
     }
     let scratch = Scratch::new("verify");

@@ -26,26 +26,146 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::Value as Json;
 
-/// The venv's python with `pyntcore` installed, or `None` when it cannot be installed
-/// (e.g. no network). Set `NT4_REQUIRE_PYNTCORE=1` to make that a failure instead of a skip.
-pub fn pyntcore(test: &str) -> Option<PathBuf> {
-    wpilib_python(test, "NT4_REQUIRE_PYNTCORE", "WPILib ntcore (pyntcore)")
+/// A part of the machine some tests need and cannot run without.
+#[derive(Debug, Clone, Copy)]
+pub struct Part {
+    /// What it is, as the messages name it.
+    pub name: &'static str,
+    /// `FRCSTREAM_REQUIRE_<PART>`: `1` (and nothing else) makes a missing part a failure.
+    pub variable: &'static str,
+    /// How to get it on this machine.
+    pub install: &'static str,
 }
 
-/// The venv's python with `robotpy-cscore` and `numpy` installed, or `None` when they cannot
-/// be installed. Set `FRCSTREAM_REQUIRE_CSCORE=1` to make that a failure instead of a skip.
+/// The qemu V4L2 test rig (`vm/vm.py`), x86-64.
+pub const VM: Part = Part {
+    name: "the qemu V4L2 test VM",
+    variable: "FRCSTREAM_REQUIRE_VM",
+    install: "qemu-system-x86 and the VM cache: `scripts/setup.sh --test`, then `vm/setup.sh` \
+              (the tests run it; it downloads into ~/.cache/frcstream-vm)",
+};
+
+/// The aarch64 build, `qemu-aarch64` and the arm64 VM.
+pub const AARCH64: Part = Part {
+    name: "the aarch64 toolchain, qemu-aarch64 and the arm64 VM",
+    variable: "FRCSTREAM_REQUIRE_AARCH64",
+    install: "`scripts/setup.sh --test` (qemu-user); deploy/build-aarch64.sh fetches the \
+              aarch64 tools and vm/setup.sh the arm64 VM (network access needed once)",
+};
+
+/// The robot in a box (`vm/robot-setup.sh`).
+pub const ROBOT_VM: Part = Part {
+    name: "the robot VM",
+    variable: "FRCSTREAM_REQUIRE_ROBOT_VM",
+    install: "`scripts/setup.sh --test` (mmdebstrap, qemu-utils), then vm/robot-setup.sh \
+              (the test runs it) builds the image into ~/.cache/frcstream-vm",
+};
+
+/// A throw-away OpenSSH server.
+pub const SSHD: Part = Part {
+    name: "OpenSSH's server (/usr/sbin/sshd)",
+    variable: "FRCSTREAM_REQUIRE_SSHD",
+    install: "`scripts/setup.sh --test` (apt-get install openssh-server)",
+};
+
+/// Chromium driven by chromedriver.
+pub const BROWSER: Part = Part {
+    name: "Chromium and chromedriver",
+    variable: "FRCSTREAM_REQUIRE_BROWSER",
+    install: "`scripts/setup.sh --test` (apt-get install chromium chromium-driver)",
+};
+
+/// `systemd-analyze`.
+pub const SYSTEMD: Part = Part {
+    name: "systemd-analyze",
+    variable: "FRCSTREAM_REQUIRE_SYSTEMD",
+    install: "`scripts/setup.sh --test` (apt-get install systemd)",
+};
+
+/// Network namespaces, veth pairs and `tc`: root.
+pub const NETNS: Part = Part {
+    name: "network namespaces (root, iproute2's ip and tc)",
+    variable: "FRCSTREAM_REQUIRE_NETNS",
+    install: "run the tests as root (`sudo -E cargo test ...`), with iproute2 installed",
+};
+
+/// WPILib's ntcore from PyPI, in the project's venv.
+pub const PYNTCORE: Part = Part {
+    name: "WPILib ntcore (pyntcore)",
+    variable: "FRCSTREAM_REQUIRE_PYNTCORE",
+    install: "scripts/ensure-venv.sh installs the pinned pyntcore from PyPI \
+              (needs network access to PyPI and python3-venv)",
+};
+
+/// WPILib's cscore from PyPI, in the project's venv.
+pub const CSCORE: Part = Part {
+    name: "WPILib cscore (robotpy-cscore)",
+    variable: "FRCSTREAM_REQUIRE_CSCORE",
+    install: "scripts/ensure-venv.sh installs the pinned robotpy-cscore and numpy from PyPI \
+              (needs network access to PyPI and python3-venv)",
+};
+
+/// The rule for every part: a variable's value asks for a failure only when it is `1`;
+/// unset, empty, `0` or anything else means a missing part is skipped.
+pub fn required_by(value: Option<&str>) -> bool {
+    value == Some("1")
+}
+
+/// Whether `part` must be here (its variable is `1`, as in CI).
+pub fn required(part: &Part) -> bool {
+    required_by(std::env::var(part.variable).ok().as_deref())
+}
+
+/// What a test says when `part` is missing: the failure when it is required, else the
+/// SKIPPED banner.
+pub fn missing_part_message(part: &Part, test: &str, reason: &str, required: bool) -> String {
+    if required {
+        format!(
+            "{test} needs {}, which is missing here: {reason}\n\
+             to install it: {}\n\
+             ({}=1 makes a missing part a failure; unset it to skip instead)",
+            part.name, part.install, part.variable
+        )
+    } else {
+        format!(
+            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+             !!! SKIPPED {test}: {} is missing: {reason}\n\
+             !!! to install it: {}\n\
+             !!! (set {}=1 to make this a failure)\n\
+             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
+            part.name, part.install, part.variable
+        )
+    }
+}
+
+/// A test that cannot run here because `part` is missing: panics when the part is
+/// required (CI), else prints a loud SKIPPED banner to the real stderr, past the test
+/// harness's output capture, and the test goes on to return (and pass).
+pub fn skip_unless_required(part: &Part, test: &str, reason: &str) {
+    let required = required(part);
+    let message = missing_part_message(part, test, reason, required);
+    if required {
+        panic!("{message}");
+    }
+    let _ = std::io::stderr().write_all(message.as_bytes());
+}
+
+/// The venv's python with `pyntcore` installed, or `None` (after the SKIPPED banner) when
+/// it cannot be installed (e.g. no network); a failure under `FRCSTREAM_REQUIRE_PYNTCORE=1`.
+pub fn pyntcore(test: &str) -> Option<PathBuf> {
+    wpilib_python(test, &PYNTCORE)
+}
+
+/// The venv's python with `robotpy-cscore` and `numpy` installed, or `None` (after the
+/// SKIPPED banner) when they cannot be installed; a failure under `FRCSTREAM_REQUIRE_CSCORE=1`.
 pub fn cscore(test: &str) -> Option<PathBuf> {
-    wpilib_python(
-        test,
-        "FRCSTREAM_REQUIRE_CSCORE",
-        "WPILib cscore (robotpy-cscore)",
-    )
+    wpilib_python(test, &CSCORE)
 }
 
 /// The project's venv (`scripts/ensure-venv.sh`, run once per test binary: pinned pyntcore,
-/// robotpy-cscore and numpy, checked by import), or a loud SKIPPED banner and `None` when it
-/// cannot be made, or a panic when the variable `require` is set.
-fn wpilib_python(test: &str, require: &str, what: &str) -> Option<PathBuf> {
+/// robotpy-cscore and numpy, checked by import), or `None` when it cannot be made and
+/// `part` is not required.
+fn wpilib_python(test: &str, part: &Part) -> Option<PathBuf> {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let python = PYTHON.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-venv.sh");
@@ -64,31 +184,10 @@ fn wpilib_python(test: &str, require: &str, what: &str) -> Option<PathBuf> {
     match python {
         Ok(p) => Some(p.clone()),
         Err(e) => {
-            skip_unless_required(require, test, &format!("{what} is not available: {e}"));
+            skip_unless_required(part, test, e);
             None
         }
     }
-}
-
-/// Whether the variable `require` asks that tests needing a part fail rather than skip:
-/// set and not `0`.
-pub fn required(require: &str) -> bool {
-    std::env::var(require).is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// A test that cannot run here: panics when `require` is set (CI), else prints a loud
-/// SKIPPED banner to the real stderr, past the test harness's output capture.
-pub fn skip_unless_required(require: &str, test: &str, reason: &str) {
-    if required(require) {
-        panic!("{require} is set but {test} cannot run: {reason}");
-    }
-    let banner = format!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED {test}: {reason}\n\
-         !!! (set {require}=1 to make this a failure)\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    let _ = std::io::stderr().write_all(banner.as_bytes());
 }
 
 /// A port that was free a moment ago.

@@ -20,21 +20,9 @@ use std::time::{Duration, Instant};
 /// The guest's address for the host's forwarded ports (`guestfwd`, as `vm/vm.py`).
 pub const HOST_FROM_GUEST: &str = "10.0.2.100";
 
-pub fn required() -> bool {
-    std::env::var("FRCSTREAM_REQUIRE_ROBOT_VM").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
+/// The SKIPPED banner, or a failure under `FRCSTREAM_REQUIRE_ROBOT_VM=1`.
 pub fn skip(test: &str, reason: &str) {
-    if required() {
-        panic!("FRCSTREAM_REQUIRE_ROBOT_VM is set but {test} cannot run: {reason}");
-    }
-    let banner = format!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED {test}: the robot VM cannot run here: {reason}\n\
-         !!! (set FRCSTREAM_REQUIRE_ROBOT_VM=1 to make this a failure)\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    let _ = std::io::stderr().write_all(banner.as_bytes());
+    super::skip_unless_required(&super::ROBOT_VM, test, reason);
 }
 
 fn repo() -> &'static Path {
