@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use frcstream::client::MjpegStream;
+use mjpeg_client::MjpegStream;
 
 /// The newest glibc the binary may need: Raspberry Pi OS bullseye, Ubuntu 20.04 (JetPack 5).
 const MAX_GLIBC: (u32, u32) = (2, 31);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use frcstream::client::{self, ClientError, MjpegStream};
+use mjpeg_client::{self as client, ClientError, MjpegStream};
 
 /// Connections that send nothing (or a request head a byte a second, never finishing),
 /// each re-opened as soon as the server drops it.

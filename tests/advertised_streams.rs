@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use frcstream::client::MjpegStream;
+use mjpeg_client::MjpegStream;
 use serde_json::Value as Json;
 use support::{NtServer, pyntcore, scratch_dir, wait_for};
 

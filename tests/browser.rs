@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use frcstream::Streamer;
-use frcstream::client;
+use mjpeg_client as client;
 use serde_json::{Value, json};
 
 const CAMERAS: &str = "[[camera]]\nname = \"front\"\nwidth = 640\nheight = 480\nfps = 30\n\

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use frcstream::client::{self, MjpegStream};
+use mjpeg_client::{self as client, MjpegStream};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_frcstream");
 

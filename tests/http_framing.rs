@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use frcstream::client;
+use mjpeg_client as client;
 
 /// Sends `bytes`, reads until the server closes, and returns everything it answered.
 fn exchange(address: SocketAddr, bytes: &[u8]) -> String {

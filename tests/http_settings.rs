@@ -5,7 +5,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use frcstream::client::{self, MjpegStream};
+use mjpeg_client::{self as client, MjpegStream};
 
 fn post(address: SocketAddr, path: &str, content_type: &str, body: &str) -> client::HttpResponse {
     client::request(

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use frcstream::client::{self, MjpegStream};
+use mjpeg_client::{self as client, MjpegStream};
 
 #[test]
 fn every_streamed_part_decodes_to_the_configured_size_and_frames_differ() {

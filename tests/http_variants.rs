@@ -7,7 +7,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use frcstream::client::MjpegStream;
+use mjpeg_client::MjpegStream;
 
 fn first_parts(address: SocketAddr, path: &str, count: usize) -> Vec<Vec<u8>> {
     let mut stream = MjpegStream::open(address, path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use frcstream::client::{self, MjpegStream};
 use frcstream::networktables::{NtClient, NtClientConfig, NtValue};
 use frcstream::{Config, Streamer};
+use mjpeg_client::{self as client, MjpegStream};
 use serde_json::{Value as Json, json};
 use support::{NtServer, free_port, pyntcore, scratch_dir, wait_for};
 

@@ -138,7 +138,7 @@ fn camera_controls_are_cscore_properties_a_dashboard_can_set() {
     );
     // Changed while the camera is away (over HTTP this time): checked against the controls
     // known from before, kept, and applied when the camera is back.
-    let posted = frcstream::client::request(
+    let posted = mjpeg_client::request(
         vm.addr(PORT),
         "POST",
         "/cam",

@@ -219,7 +219,7 @@ fn aarch64_wheel_installs_and_streams_on_debian_11() {
     let address = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let response = loop {
-        match frcstream::client::get(address, "/cam.jpg") {
+        match mjpeg_client::get(address, "/cam.jpg") {
             Ok(response) if response.status == 200 => break response,
             other if Instant::now() > deadline => {
                 let _ = program.kill();

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use frcstream::client::{self, MjpegStream};
+use mjpeg_client::{self as client, MjpegStream};
 use robot::RobotVm;
 use serde_json::json;
 use support::{NtServer, pyntcore, scratch_dir};

@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use frcstream::client::{self, MjpegStream};
+use mjpeg_client::{self as client, MjpegStream};
 
 fn client_count(address: SocketAddr) -> u64 {
     support::stats(address)["cameras"][0]["clients"]

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use frcstream::client;
+use mjpeg_client as client;
 use serde_json::Value;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_frcstream");

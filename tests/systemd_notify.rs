@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use frcstream::client;
+use mjpeg_client as client;
 
 /// The watchdog interval the test asks for: pings every 500 ms, a thread still for 1 s is
 /// stuck.

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use frcstream::client::MjpegStream;
+use mjpeg_client::MjpegStream;
 use vm::Vm;
 
 const PORT: u16 = 1181;
@@ -580,7 +580,7 @@ fn vivid_yuyv_controls_unplug_and_list_cameras() {
     );
 
     // Controls set over HTTP are saved in the state file (brightness over the config's).
-    let response = frcstream::client::request(
+    let response = mjpeg_client::request(
         address,
         "POST",
         "/cam",

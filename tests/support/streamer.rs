@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use frcstream::client;
 use frcstream::{Config, Streamer};
+use mjpeg_client as client;
 
 /// Starts a streamer on 127.0.0.1 with a free port. `cameras` is the `[[camera]]` part of
 /// a config file; `server_extra` more lines for `[server]`.
