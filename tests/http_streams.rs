@@ -6,6 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use mjpeg_client::test_jpeg::{Subsamp, rgb_jpeg};
 use mjpeg_client::{self as client, MjpegStream};
 
 #[test]
@@ -295,16 +296,7 @@ fn write_jpeg_folder(dir: &std::path::Path) -> Vec<Vec<u8>> {
             let pixels: Vec<u8> = (0..320 * 240 * 3)
                 .map(|p| (p as u8).wrapping_mul(i + 1))
                 .collect();
-            let image = turbojpeg::Image {
-                pixels: pixels.as_slice(),
-                width: 320,
-                pitch: 320 * 3,
-                height: 240,
-                format: turbojpeg::PixelFormat::RGB,
-            };
-            let jpeg = turbojpeg::compress(image, 70, turbojpeg::Subsamp::Sub2x2)
-                .expect("compress")
-                .to_vec();
+            let jpeg = rgb_jpeg(&pixels, 320, 240, 70, Subsamp::Sub2x2);
             std::fs::write(dir.join(format!("frame{i}.jpg")), &jpeg).expect("write");
             jpeg
         })

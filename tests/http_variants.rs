@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mjpeg_client::MjpegStream;
+use mjpeg_client::test_jpeg::{Subsamp, rgb_jpeg};
 
 fn first_parts(address: SocketAddr, path: &str, count: usize) -> Vec<Vec<u8>> {
     let mut stream = MjpegStream::open(address, path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -75,16 +76,7 @@ fn compression_minus_one_is_the_cameras_own_jpeg_and_sizes_scale_from_mjpeg() {
             let pixels: Vec<u8> = (0..640 * 480 * 3)
                 .map(|p| ((p / 3) % 640) as u8 ^ (i * 40))
                 .collect();
-            let image = turbojpeg::Image {
-                pixels: pixels.as_slice(),
-                width: 640,
-                pitch: 640 * 3,
-                height: 480,
-                format: turbojpeg::PixelFormat::RGB,
-            };
-            let jpeg = turbojpeg::compress(image, 80, turbojpeg::Subsamp::Sub2x1)
-                .expect("jpeg")
-                .to_vec();
+            let jpeg = rgb_jpeg(&pixels, 640, 480, 80, Subsamp::Sub2x1);
             std::fs::write(dir.join(format!("{i}.jpg")), &jpeg).expect("write");
             jpeg
         })

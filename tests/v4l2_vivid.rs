@@ -33,6 +33,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mjpeg_client::MjpegStream;
+use mjpeg_client::test_jpeg::{Subsamp, rgb_jpeg};
 use vm::Vm;
 
 const PORT: u16 = 1181;
@@ -713,16 +714,7 @@ fn test_jpegs(count: usize) -> Vec<Vec<u8>> {
                 px[1] = ((y + n * 25) % 256) as u8;
                 px[2] = ((x + y + noise) % 256) as u8;
             }
-            let image = turbojpeg::Image {
-                pixels: rgb.as_slice(),
-                width,
-                pitch: width * 3,
-                height,
-                format: turbojpeg::PixelFormat::RGB,
-            };
-            turbojpeg::compress(image, 80, turbojpeg::Subsamp::Sub2x2)
-                .expect("compress")
-                .to_vec()
+            rgb_jpeg(&rgb, width, height, 80, Subsamp::Sub2x2)
         })
         .collect()
 }

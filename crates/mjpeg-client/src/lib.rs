@@ -3,7 +3,10 @@
 //! does. A dev-dependency only: it is not part of the shipped library or binary.
 //!
 //! It parses `multipart/x-mixed-replace` by its boundary and each part's
-//! `Content-Length`, and checks that every part is a complete JPEG.
+//! `Content-Length`, and checks that every part is a complete JPEG. [`test_jpeg`] makes the
+//! JPEGs tests feed to frcstream.
+
+pub mod test_jpeg;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
