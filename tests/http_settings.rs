@@ -7,16 +7,7 @@ use std::net::SocketAddr;
 
 use mjpeg_client::{self as client, MjpegStream};
 
-fn post(address: SocketAddr, path: &str, content_type: &str, body: &str) -> client::HttpResponse {
-    client::request(
-        address,
-        "POST",
-        path,
-        &[("Content-Type", content_type)],
-        body.as_bytes(),
-    )
-    .expect("POST answered")
-}
+use support::post;
 
 fn in_force(address: SocketAddr) -> (String, String) {
     let fps = client::get(address, "/fps")

@@ -248,14 +248,7 @@ fn denials(vm: &mut RobotVm) -> Vec<String> {
 }
 
 fn post(address: SocketAddr, body: &str) {
-    let reply = client::request(
-        address,
-        "POST",
-        "/cam",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        body.as_bytes(),
-    )
-    .expect("POST /cam");
+    let reply = support::post(address, "/cam", "application/x-www-form-urlencoded", body);
     assert_eq!(reply.status, 200, "POST {body}: {}", reply.text());
 }
 

@@ -176,14 +176,7 @@ fn post(address: SocketAddr, path: &str, body: &str) -> client::HttpResponse {
     } else {
         "application/x-www-form-urlencoded"
     };
-    client::request(
-        address,
-        "POST",
-        path,
-        &[("Content-Type", content_type)],
-        body.as_bytes(),
-    )
-    .expect("POST answered")
+    support::post(address, path, content_type, body)
 }
 
 fn pair(value: &str, origin: &str) -> (String, String) {

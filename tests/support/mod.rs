@@ -12,12 +12,12 @@ pub mod robot_vm;
 pub mod streamer;
 pub mod vm;
 
-pub use streamer::{decoded_size, frame_count, start, start_test_pattern, stats};
+pub use streamer::{decoded_size, frame_count, post, start, start_test_pattern, stats};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -187,6 +187,58 @@ fn wpilib_python(test: &str, part: &Part) -> Option<PathBuf> {
             skip_unless_required(part, test, e);
             None
         }
+    }
+}
+
+/// The repository's root.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `command`, which must succeed (else the test fails with its status and output).
+pub fn run_ok(command: &mut Command) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?}: {}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// [`run_ok`]'s standard output, as text.
+pub fn run_stdout(command: &mut Command) -> String {
+    String::from_utf8_lossy(&run_ok(command).stdout).into_owned()
+}
+
+/// Whether `tool` is a command on the PATH.
+pub fn have_command(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs one of the repository's scripts that print a path (a tool or a root file system
+/// they fetch once): the path, or `Err` for exit status 3 (it cannot be had here); any
+/// other failure fails the test.
+pub fn path_from_script(script: &str, args: &[&str]) -> Result<PathBuf, String> {
+    let output = Command::new(repo().join(script))
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    match output.status.code() {
+        Some(0) => Ok(PathBuf::from(
+            String::from_utf8_lossy(&output.stdout).trim(),
+        )),
+        Some(3) => Err(format!("{script} {} cannot be had here", args.join(" "))),
+        _ => panic!("{script} failed: {}", output.status),
     }
 }
 

@@ -17,16 +17,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::{free_port, repo};
+
 /// The guest's address for the host's forwarded ports (`guestfwd`, as `vm/vm.py`).
 pub const HOST_FROM_GUEST: &str = "10.0.2.100";
 
 /// The SKIPPED banner, or a failure under `FRCSTREAM_REQUIRE_ROBOT_VM=1`.
 pub fn skip(test: &str, reason: &str) {
     super::skip_unless_required(&super::ROBOT_VM, test, reason);
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn cache() -> PathBuf {
@@ -36,13 +34,6 @@ fn cache() -> PathBuf {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/frcstream-vm")
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 pub struct RobotVm {
@@ -120,12 +111,7 @@ impl RobotVm {
             "objcopy",
             "python3",
         ] {
-            let found = Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !found {
+            if !super::have_command(tool) {
                 skip(test, &format!("{tool} is not installed"));
                 return None;
             }
