@@ -5,10 +5,10 @@
 #   bench/cscore.sh [--sizes 640x480] [--clients 4] [--seconds 5] [--repeat 2] [--json FILE]
 #
 # Installs what it needs: the project's build tools (scripts/setup.sh), a venv with the
-# pinned robotpy-cscore and numpy (bench/venv.sh, once), the release build.
+# pinned robotpy-cscore and numpy (scripts/ensure-venv.sh, once), the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >&2
-python=$(bench/venv.sh)
+python=$(scripts/ensure-venv.sh)
 cargo build --release --example mjpeg_load --example bench_pushed >&2
 exec "$python" bench/cscore_compare.py --python "$python" "$@"

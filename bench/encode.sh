@@ -7,6 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >&2
-python=$(bench/venv.sh)
+python=$(scripts/ensure-venv.sh)
 cargo build --release --example encode_bench >&2
 exec "$python" bench/encode_compare.py "$@"

@@ -9,6 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fieldlink.sh check
 scripts/setup.sh >&2
-python=$(bench/venv.sh)
+python=$(scripts/ensure-venv.sh)
 cargo build --release --bin frcstream --example mjpeg_load >&2
 exec "$python" bench/fieldlink_compare.py --python "$python" "$@"

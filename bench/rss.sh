@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >&2
-python=$(bench/venv.sh)
+python=$(scripts/ensure-venv.sh)
 cargo build --release --bin frcstream --example mjpeg_load >&2
 exec "$python" bench/rss_check.py "$@"

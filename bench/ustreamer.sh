@@ -8,7 +8,7 @@
 # Installs what it needs: the build tools (scripts/setup.sh), the VM's cache (vm/setup.sh,
 # run by vm.py), the ustreamer package and its libraries (apt-get download, unpacked under
 # ~/.cache/frcstream-bench, never installed on the host), numpy for the test frames
-# (bench/venv.sh), the release build.
+# (scripts/ensure-venv.sh), the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USTREAMER_PKGS="ustreamer libevent-2.1-7 libevent-pthreads-2.1-7 libbsd0 libmd0"
@@ -16,7 +16,7 @@ cache=${FRCSTREAM_BENCH_CACHE:-$HOME/.cache/frcstream-bench}
 root=$cache/ustreamer-root
 
 scripts/setup.sh >&2
-python=$(bench/venv.sh)
+python=$(scripts/ensure-venv.sh)
 if [ ! -x "$root/usr/bin/ustreamer" ]; then
     echo "bench/ustreamer.sh: fetching $USTREAMER_PKGS" >&2
     mkdir -p "$cache/debs"

@@ -30,8 +30,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use frcstream::client::{MjpegStream, Part};
 use frcstream::frame::monotonic_us;
+use mjpeg_client::{MjpegStream, Part};
 use turbojpeg::{Decompressor, Image, PixelFormat, ScalingFactor};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -238,7 +238,7 @@ fn run_client(
                     result.trace.push((at, latency, part.jpeg.len()));
                 }
             }
-            Err(frcstream::client::ClientError::Protocol(_)) => result.invalid += 1,
+            Err(mjpeg_client::ClientError::Protocol(_)) => result.invalid += 1,
             Err(e) => {
                 result.error = Some(e.to_string());
                 break;

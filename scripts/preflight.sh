@@ -9,11 +9,12 @@
 # Prints one line per architecture and "N passed, N failed"; exit status 1 when any rig
 # could not boot. A rig that cannot run here at all (vm.py says UNAVAILABLE) counts as a
 # failure only when FRCSTREAM_REQUIRE_VM (x86_64) or FRCSTREAM_REQUIRE_AARCH64 (aarch64)
-# asks for it (set and not 0), as the tests themselves do.
+# asks for it (=1), as the tests themselves do.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-required() { local v=${!1:-0}; [ -n "$v" ] && [ "$v" != 0 ]; }
+# The tests' rule (tests/support/mod.rs): only the value 1 asks for a failure.
+required() { [ "${!1:-}" = 1 ]; }
 
 arches=("$@")
 [ ${#arches[@]} -gt 0 ] || arches=(x86_64 aarch64)

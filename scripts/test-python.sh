@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python package's tests (tests/python, pytest): builds and installs frcstream into
-# the test venv (scripts/python-test-venv.sh: `pip install` of this checkout, the release
+# the test venv (scripts/ensure-venv.sh python-tests --with-frcstream: `pip install` of this checkout, the release
 # build cached in target/), then runs pytest. Exit status: pytest's, except that "no tests
 # collected" (5) is a failure too. When the venv cannot be made here (no PyPI), prints
 # SKIPPED and passes, unless FRCSTREAM_REQUIRE_PYTHON=1 (CI).
@@ -9,14 +9,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-python=$(scripts/python-test-venv.sh)
+python=$(scripts/ensure-venv.sh python-tests --with-frcstream)
 status=$?
 if [ "$status" -eq 3 ]; then
-    if [ "${FRCSTREAM_REQUIRE_PYTHON:-0}" != 0 ]; then
-        echo "test-python: FRCSTREAM_REQUIRE_PYTHON is set but the test venv cannot be made" >&2
+    if [ "${FRCSTREAM_REQUIRE_PYTHON:-}" = 1 ]; then
+        echo "test-python: FRCSTREAM_REQUIRE_PYTHON=1 but the test venv cannot be made: it needs python3-venv and network access to PyPI" >&2
         exit 1
     fi
-    printf '\n!!! SKIPPED the Python tests: the test venv cannot be made here (PyPI?)\n!!! (set FRCSTREAM_REQUIRE_PYTHON=1 to make this a failure)\n\n' >&2
+    printf '\n!!! SKIPPED the Python tests: the test venv cannot be made here\n!!! to install it: python3-venv and network access to PyPI (scripts/ensure-venv.sh python-tests)\n!!! (set FRCSTREAM_REQUIRE_PYTHON=1 to make this a failure)\n\n' >&2
     exit 0
 fi
 [ "$status" -eq 0 ] || { echo "test-python: building the package failed" >&2; exit 1; }

@@ -221,21 +221,13 @@ fn append_standard_huffman_segment(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mjpeg_client::test_jpeg::{Subsamp, rgb_jpeg};
 
     fn sample_jpeg(width: usize, height: usize) -> Vec<u8> {
         let pixels: Vec<u8> = (0..width * height * 3)
             .map(|i| ((i * 7) ^ (i / 97)) as u8)
             .collect();
-        let image = turbojpeg::Image {
-            pixels: pixels.as_slice(),
-            width,
-            pitch: width * 3,
-            height,
-            format: turbojpeg::PixelFormat::RGB,
-        };
-        turbojpeg::compress(image, 80, turbojpeg::Subsamp::Sub2x2)
-            .expect("compress")
-            .to_vec()
+        rgb_jpeg(&pixels, width, height, 80, Subsamp::Sub2x2)
     }
 
     /// Removes every DHT segment, as cameras that rely on the standard tables do.

@@ -11,7 +11,6 @@
 pub mod budget;
 pub mod camera;
 pub mod capture;
-pub mod client;
 pub mod config;
 pub mod controls;
 pub mod encode;

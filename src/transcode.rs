@@ -266,19 +266,13 @@ fn resize_cropped(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mjpeg_client::test_jpeg::rgb_jpeg;
 
     fn jpeg(width: usize, height: usize, subsamp: Subsamp) -> Frame {
         let pixels: Vec<u8> = (0..width * height * 3)
             .map(|i| ((i % (width * 3)) * 255 / (width * 3)) as u8)
             .collect();
-        let image = turbojpeg::Image {
-            pixels: pixels.as_slice(),
-            width,
-            pitch: width * 3,
-            height,
-            format: turbojpeg::PixelFormat::RGB,
-        };
-        let data = turbojpeg::compress(image, 90, subsamp).expect("compress");
+        let data = rgb_jpeg(&pixels, width, height, 90, subsamp);
         let mut frame = Frame::from_jpeg(&data, width as u32, height as u32, 77);
         frame.seq = 1;
         frame

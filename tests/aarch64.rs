@@ -4,7 +4,7 @@
 //! - It needs no glibc symbol version newer than 2.31 and no shared library beyond glibc's
 //!   own (`readelf -V`/`-d`), and libjpeg-turbo was built with its NEON code.
 //! - It runs on glibc 2.31 for real: `qemu-aarch64 -L` with Debian 11's arm64 libc6
-//!   (`tests/support/glibc-2.31-arm64.sh`), where a program built by Debian 12's cross gcc
+//!   (`tests/support/bullseye-arm64.sh glibc-2.31`), where a program built by Debian 12's cross gcc
 //!   fails (the check tells good from bad).
 //! - The unit tests, built the same way, pass under `qemu-aarch64` on that glibc.
 //! - Smoke test: the binary runs in `vm/vm.py --arch aarch64` (Debian's arm64 kernel in
@@ -17,17 +17,15 @@
 //! no qemu) prints SKIPPED and passes, unless FRCSTREAM_REQUIRE_AARCH64=1.
 //! `cargo test --test aarch64 -- --nocapture` prints size, glibc and timings.
 
-mod common;
-#[path = "common/vm.rs"]
-mod vm;
+mod support;
+use support::{have_command, repo, run_stdout as run, vm};
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use frcstream::client::MjpegStream;
+use mjpeg_client::MjpegStream;
 
 /// The newest glibc the binary may need: Raspberry Pi OS bullseye, Ubuntu 20.04 (JetPack 5).
 const MAX_GLIBC: (u32, u32) = (2, 31);
@@ -42,10 +40,6 @@ const ALLOWED_LIBRARIES: &[&str] = &[
     "libgcc_s.so.1",
 ];
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// One heavy job at a time (the build, the unit tests under qemu, the VM).
 static HEAVY: Mutex<()> = Mutex::new(());
 
@@ -53,30 +47,9 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn required() -> bool {
-    std::env::var("FRCSTREAM_REQUIRE_AARCH64").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// Prints the SKIPPED banner past the harness's capture, or panics when required.
+/// The SKIPPED banner, or a failure under `FRCSTREAM_REQUIRE_AARCH64=1`.
 fn skip(test: &str, reason: &str) {
-    if required() {
-        panic!("FRCSTREAM_REQUIRE_AARCH64 is set but {test} cannot run: {reason}");
-    }
-    let banner = format!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED {test}: {reason}\n\
-         !!! (set FRCSTREAM_REQUIRE_AARCH64=1 to make this a failure)\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    let _ = std::io::stderr().write_all(banner.as_bytes());
-}
-
-fn have(command: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {command}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    support::skip_unless_required(&support::AARCH64, test, reason);
 }
 
 /// The binary `deploy/build-aarch64.sh` makes, built once per test run. `Err` holds the
@@ -112,32 +85,10 @@ fn binary() -> Result<PathBuf, String> {
 fn glibc_2_31() -> Result<PathBuf, String> {
     static ROOT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let output = Command::new(repo().join("tests/support/glibc-2.31-arm64.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run tests/support/glibc-2.31-arm64.sh");
-        match output.status.code() {
-            Some(0) => Ok(PathBuf::from(
-                String::from_utf8_lossy(&output.stdout).trim(),
-            )),
-            Some(3) => Err("Debian 11's arm64 libc6 cannot be downloaded here".to_owned()),
-            _ => panic!("glibc-2.31-arm64.sh failed: {}", output.status),
-        }
+        let packages = ["glibc-2.31", "libc6", "libgcc-s1"];
+        support::path_from_script("tests/support/bullseye-arm64.sh", &packages)
     })
     .clone()
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// `(major, minor)` of every `GLIBC_x.y[.z]` version the binary needs.
@@ -194,7 +145,7 @@ fn release_binary_needs_only_glibc_2_31() {
         MAX_GLIBC.1
     );
     // The same from the dynamic symbols, with the cross binutils' objdump where present.
-    if have("aarch64-linux-gnu-objdump") {
+    if have_command("aarch64-linux-gnu-objdump") {
         let symbols = run(Command::new("aarch64-linux-gnu-objdump")
             .arg("-T")
             .arg(&binary));
@@ -237,7 +188,7 @@ fn runs_on_glibc_2_31() {
         Ok(binary) => binary,
         Err(reason) => return skip(test, &reason),
     };
-    if !have("qemu-aarch64") {
+    if !have_command("qemu-aarch64") {
         return skip(test, "qemu-aarch64 is missing (apt-get install qemu-user)");
     }
     let root = match glibc_2_31() {
@@ -261,7 +212,7 @@ fn runs_on_glibc_2_31() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 
     // The control: a program from Debian 12's cross gcc needs GLIBC_2.34 and fails there.
-    if have("aarch64-linux-gnu-gcc") {
+    if have_command("aarch64-linux-gnu-gcc") {
         let dir = std::env::temp_dir().join(format!("frcstream-glibc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("t.c"), "int main(void) { return 0; }\n").unwrap();
@@ -290,7 +241,7 @@ fn unit_tests_pass_under_qemu() {
     if let Err(reason) = binary() {
         return skip(test, &reason);
     }
-    if !have("qemu-aarch64") {
+    if !have_command("qemu-aarch64") {
         return skip(test, "qemu-aarch64 is missing (apt-get install qemu-user)");
     }
     let root = match glibc_2_31() {
@@ -348,10 +299,8 @@ fn streams_vivid_on_arm64_kernel() {
     .unwrap();
     let Some(mut vm) = vm::Vm::boot(test, &payload, &[1181], &["--arch", "aarch64"], &scratch)
     else {
+        // Vm::boot said SKIPPED, or failed the test under FRCSTREAM_REQUIRE_AARCH64=1.
         let _ = std::fs::remove_dir_all(&scratch);
-        if required() {
-            panic!("FRCSTREAM_REQUIRE_AARCH64 is set but the arm64 VM cannot run");
-        }
         return;
     };
     assert_eq!(vm.run("uname -m").trim(), "aarch64");
@@ -382,7 +331,7 @@ fn streams_vivid_on_arm64_kernel() {
         .collect();
     assert!(real.len() >= 20, "only {} camera frames", real.len());
     for part in &real {
-        assert_eq!(common::decoded_size(&part.jpeg), (640, 480));
+        assert_eq!(support::decoded_size(&part.jpeg), (640, 480));
     }
     let distinct: std::collections::HashSet<&[u8]> =
         real.iter().map(|p| p.jpeg.as_slice()).collect();

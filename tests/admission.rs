@@ -1,7 +1,7 @@
 //! Admission under attack (issue 15, findings 1 and 2): connections that never finish a
 //! request cannot lock viewers out, and a stream place is free the moment its client goes.
 
-mod common;
+mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use frcstream::client::{self, ClientError, MjpegStream};
+use mjpeg_client::{self as client, ClientError, MjpegStream};
 
 /// Connections that send nothing (or a request head a byte a second, never finishing),
 /// each re-opened as soon as the server drops it.
@@ -135,7 +135,7 @@ fn raise_descriptor_limit() {
 
 fn check_lockout(trickle: bool) {
     raise_descriptor_limit();
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let attack = Attack::start(address, 500, trickle);
     // Let the attack fill every budget first.
@@ -166,7 +166,7 @@ fn five_hundred_trickling_connections_reopened_as_dropped_lock_nobody_out() {
 /// socket, a second after the client had gone.
 #[test]
 fn a_stream_place_is_free_the_moment_its_client_goes() {
-    let streamer = common::start(
+    let streamer = support::start(
         "[[camera]]\nname = \"cam\"\nwidth = 160\nheight = 120\nfps = 1\n",
         "max_clients = 1",
     );
@@ -200,7 +200,7 @@ fn a_stream_place_is_free_the_moment_its_client_goes() {
     }
     // And the client count follows at once too.
     let deadline = Instant::now() + Duration::from_millis(900);
-    while common::stats(address)["cameras"][0]["clients"].as_u64() != Some(0) {
+    while support::stats(address)["cameras"][0]["clients"].as_u64() != Some(0) {
         assert!(
             Instant::now() < deadline,
             "a client that left is still counted"

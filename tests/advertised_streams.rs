@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use frcstream::client::MjpegStream;
+use mjpeg_client::MjpegStream;
 use serde_json::Value as Json;
 use support::{NtServer, pyntcore, scratch_dir, wait_for};
 
@@ -30,7 +30,7 @@ fn addresses(team: u16) -> (String, String) {
 }
 
 fn skip(test: &str, reason: &str) {
-    support::skip_unless_required("FRCSTREAM_REQUIRE_NETNS", test, reason);
+    support::skip_unless_required(&support::NETNS, test, reason);
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {

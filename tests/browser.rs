@@ -11,7 +11,7 @@
 //! Without a browser the test prints `SKIPPED: ...` and passes, unless
 //! `FRCSTREAM_REQUIRE_BROWSER=1`.
 
-mod common;
+mod support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use frcstream::Streamer;
-use frcstream::client;
+use mjpeg_client as client;
 use serde_json::{Value, json};
 
 const CAMERAS: &str = "[[camera]]\nname = \"front\"\nwidth = 640\nheight = 480\nfps = 30\n\
@@ -46,12 +46,13 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Says loudly why the test did not run; fails instead when a browser is required.
+/// The SKIPPED banner, or a failure under `FRCSTREAM_REQUIRE_BROWSER=1`.
 fn skip(reason: &str) {
-    if std::env::var("FRCSTREAM_REQUIRE_BROWSER").as_deref() == Ok("1") {
-        panic!("FRCSTREAM_REQUIRE_BROWSER=1 but {reason}");
-    }
-    eprintln!("\n*** SKIPPED: browser test: {reason} (run scripts/setup.sh --test) ***\n");
+    support::skip_unless_required(
+        &support::BROWSER,
+        "the_page_works_in_a_real_browser",
+        reason,
+    );
 }
 
 /// A chromedriver process and one browser session in it. Dropping it ends the session
@@ -270,7 +271,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 /// What `/stats.json` says of one camera.
 fn camera_stats(address: SocketAddr, name: &str) -> Value {
-    let stats = common::stats(address);
+    let stats = support::stats(address);
     stats["cameras"]
         .as_array()
         .expect("cameras")
@@ -300,7 +301,7 @@ fn the_page_works_in_a_real_browser() {
         return;
     };
     let started = Instant::now();
-    let streamer = common::start(CAMERAS, "");
+    let streamer = support::start(CAMERAS, "");
     let address = streamer.local_addr();
     let browser = match Browser::start(&chromium, &chromedriver) {
         Ok(browser) => browser,
@@ -605,7 +606,7 @@ fn camera_controls(browser: &Browser, address: SocketAddr) {
 /// "Live" swaps it in. One camera is missing (NO SIGNAL). The server is read-only: the
 /// first refusal locks every setting with the server's reason.
 fn read_only_and_no_signal(browser: &Browser) {
-    let streamer: Streamer = common::start(
+    let streamer: Streamer = support::start(
         "[[camera]]\nname = \"front\"\nwidth = 320\nheight = 240\nfps = 15\n\
          [[camera]]\nname = \"gone\"\nsource = \"v4l2:/dev/frcstream-test-no-such-camera\"\n\
          [[camera]]\nname = \"side\"\nwidth = 320\nheight = 240\nfps = 15\n\
@@ -643,7 +644,7 @@ fn read_only_and_no_signal(browser: &Browser) {
         "the snapshot is refreshed: {snapshots}"
     );
     let streams_open = || -> Vec<u64> {
-        let stats = common::stats(address);
+        let stats = support::stats(address);
         stats["cameras"]
             .as_array()
             .expect("cameras")

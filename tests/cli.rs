@@ -1,13 +1,13 @@
 //! The `frcstream` binary: configuration errors, the embedded default, clean shutdown.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use frcstream::client::{self, MjpegStream};
+use mjpeg_client::{self as client, MjpegStream};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_frcstream");
 
@@ -219,7 +219,7 @@ fn with_no_config_the_embedded_default_streams_cam() {
     let address: SocketAddr = "127.0.0.1:1181".parse().expect("addr");
     let mut stream = MjpegStream::open(address, "/cam.mjpg").expect("/cam.mjpg");
     let part = stream.next_part().expect("frame");
-    assert_eq!(common::decoded_size(&part.jpeg), (640, 480));
+    assert_eq!(support::decoded_size(&part.jpeg), (640, 480));
     assert_eq!(
         client::get(address, "/stats.json").expect("stats").status,
         200

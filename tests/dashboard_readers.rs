@@ -10,7 +10,6 @@
 //!   the multipart headers: [`ElasticReader`] does the same, and every frame it finds must
 //!   decode (libjpeg-turbo, warnings are errors) to the size asked for.
 
-mod common;
 mod support;
 
 use std::io::{Read, Write};
@@ -31,7 +30,7 @@ const CAMERAS: [(&str, (usize, usize)); 3] = [
 ];
 
 fn start_three_cameras() -> Streamer {
-    common::start(
+    support::start(
         "[[camera]]\nname = \"cam\"\nwidth = 640\nheight = 480\nfps = 30\n\
          [[camera]]\nname = \"side\"\nwidth = 424\nheight = 240\nfps = 15\n\
          [[camera]]\nname = \"gone\"\nsource = \"v4l2:/dev/frcstream-test-no-such-camera\"\n\

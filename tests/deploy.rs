@@ -16,44 +16,21 @@
 //! Where sshd is missing (`apt-get install openssh-server`) or the test is not root, it
 //! prints SKIPPED and passes, unless FRCSTREAM_REQUIRE_SSHD=1.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::{have_command, repo, run_ok as run};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
+/// The SKIPPED banner, or a failure under `FRCSTREAM_REQUIRE_SSHD=1`.
 fn skip(test: &str, reason: &str) {
-    if std::env::var("FRCSTREAM_REQUIRE_SSHD").is_ok_and(|v| !v.is_empty() && v != "0") {
-        panic!("FRCSTREAM_REQUIRE_SSHD is set but {test} cannot run: {reason}");
-    }
-    let banner = format!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED {test}: {reason}\n\
-         !!! (set FRCSTREAM_REQUIRE_SSHD=1 to make this a failure)\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    let _ = std::io::stderr().write_all(banner.as_bytes());
-}
-
-fn run(command: &mut Command) -> Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?}: {}\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    support::skip_unless_required(&support::SSHD, test, reason);
 }
 
 /// A throw-away sshd on 127.0.0.1 with its own host key, accepting one client key.
@@ -74,12 +51,7 @@ impl Sshd {
             return Err("a throw-away sshd needs root here".to_owned());
         }
         for tool in ["ssh", "ssh-keygen"] {
-            let found = Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !found {
+            if !have_command(tool) {
                 return Err(format!(
                     "{tool} is missing (apt-get install openssh-client)"
                 ));

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use frcstream::client::{MjpegStream, get};
 use frcstream::frame::monotonic_us;
+use mjpeg_client::{MjpegStream, get};
 use serde_json::Value as Json;
 use support::fieldlink::{FieldLink, ROBOT_ADDR};
 use support::scratch_dir;

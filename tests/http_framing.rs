@@ -2,13 +2,13 @@
 //! parsed, and a message whose length is in doubt is refused with 400 and the connection
 //! closed, so nothing after it is ever run as a request (request smuggling).
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use frcstream::client;
+use mjpeg_client as client;
 
 /// Sends `bytes`, reads until the server closes, and returns everything it answered.
 fn exchange(address: SocketAddr, bytes: &[u8]) -> String {
@@ -28,7 +28,7 @@ fn quality(address: SocketAddr) -> String {
 
 #[test]
 fn differing_content_lengths_are_400_and_the_smuggled_request_never_runs() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let before = quality(address);
     // The case: the first length ends the body at "quality=41"; the rest would be
@@ -58,7 +58,7 @@ fn differing_content_lengths_are_400_and_the_smuggled_request_never_runs() {
 
 #[test]
 fn a_chunked_settings_post_is_applied_and_the_next_request_served() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let answer = exchange(
         address,

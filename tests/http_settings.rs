@@ -1,22 +1,13 @@
 //! Settings over real HTTP: POST (form and JSON), cscore's `?action=command`,
 //! `/settings.json` and `/config.json`, read-only mode, and a camera on a port of its own.
 
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 
-use frcstream::client::{self, MjpegStream};
+use mjpeg_client::{self as client, MjpegStream};
 
-fn post(address: SocketAddr, path: &str, content_type: &str, body: &str) -> client::HttpResponse {
-    client::request(
-        address,
-        "POST",
-        path,
-        &[("Content-Type", content_type)],
-        body.as_bytes(),
-    )
-    .expect("POST answered")
-}
+use support::post;
 
 fn in_force(address: SocketAddr) -> (String, String) {
     let fps = client::get(address, "/fps")
@@ -34,7 +25,7 @@ fn in_force(address: SocketAddr) -> (String, String) {
 
 #[test]
 fn good_values_take_effect_by_form_and_by_json() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let response = post(
         address,
@@ -72,7 +63,7 @@ fn good_values_take_effect_by_form_and_by_json() {
 
 #[test]
 fn a_lower_quality_makes_smaller_frames() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let mut stream = MjpegStream::open(address, "/cam.mjpg").expect("stream");
     let size_at = |stream: &mut MjpegStream| {
@@ -99,7 +90,7 @@ fn a_lower_quality_makes_smaller_frames() {
 
 #[test]
 fn bad_requests_get_the_right_4xx_and_change_nothing() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let before = in_force(address);
     let form = "application/x-www-form-urlencoded";
@@ -154,7 +145,7 @@ fn bad_requests_get_the_right_4xx_and_change_nothing() {
 
 #[test]
 fn cscore_command_and_json() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let response = client::get(address, "/?action=command&fps=15").expect("command");
     assert_eq!(response.status, 200, "{}", response.text());
@@ -188,7 +179,7 @@ fn cscore_command_and_json() {
 
 #[test]
 fn read_only_mode_refuses_changes_with_403() {
-    let streamer = common::start("[[camera]]\nname = \"cam\"\n", "read_only = true");
+    let streamer = support::start("[[camera]]\nname = \"cam\"\n", "read_only = true");
     let address = streamer.local_addr();
     let response = post(address, "/cam", "application/json", r#"{"fps": 5}"#);
     assert_eq!(response.status, 403);
@@ -212,7 +203,7 @@ fn a_camera_streams_on_its_own_port_too() {
     let cameras = format!(
         "[[camera]]\nname = \"front\"\n[[camera]]\nname = \"back\"\nport = {free_port}\nwidth = 320\nheight = 240\n"
     );
-    let streamer = common::start(&cameras, "");
+    let streamer = support::start(&cameras, "");
     let own = streamer.camera_addr("back").expect("back has its own port");
     assert_eq!(own.port(), free_port);
     for (address, path) in [
@@ -223,7 +214,7 @@ fn a_camera_streams_on_its_own_port_too() {
         let mut stream = MjpegStream::open(address, path).expect(path);
         let part = stream.next_part().expect("part");
         assert_eq!(
-            common::decoded_size(&part.jpeg),
+            support::decoded_size(&part.jpeg),
             (320, 240),
             "{address}{path}"
         );

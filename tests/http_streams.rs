@@ -2,15 +2,16 @@
 //! 404, per-client fps, passthrough of a JPEG folder, pushed frames, and encoding only
 //! while someone watches.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use frcstream::client::{self, MjpegStream};
+use mjpeg_client::test_jpeg::{Subsamp, rgb_jpeg};
+use mjpeg_client::{self as client, MjpegStream};
 
 #[test]
 fn every_streamed_part_decodes_to_the_configured_size_and_frames_differ() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     for path in [
         "/cam.mjpg",
@@ -22,7 +23,7 @@ fn every_streamed_part_decodes_to_the_configured_size_and_frames_differ() {
         let mut previous: Option<Vec<u8>> = None;
         for _ in 0..5 {
             let part = stream.next_part().expect("a part");
-            assert_eq!(common::decoded_size(&part.jpeg), (640, 480), "{path}");
+            assert_eq!(support::decoded_size(&part.jpeg), (640, 480), "{path}");
             assert!(part.timestamp_us().is_some(), "X-Timestamp in every part");
             assert_eq!(part.header("content-type"), Some("image/jpeg"));
             if let Some(previous) = &previous {
@@ -36,7 +37,7 @@ fn every_streamed_part_decodes_to_the_configured_size_and_frames_differ() {
 
 #[test]
 fn the_stream_head_is_cscores() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let stream = MjpegStream::open(streamer.local_addr(), "/cam.mjpg").expect("stream");
     let header = |name: &str| {
         stream
@@ -56,7 +57,7 @@ fn the_stream_head_is_cscores() {
 
 #[test]
 fn snapshots_decode() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     for path in [
         "/cam.jpg",
         "/cam.jpeg",
@@ -66,14 +67,14 @@ fn snapshots_decode() {
         let response = client::get(streamer.local_addr(), path).expect(path);
         assert_eq!(response.status, 200, "{path}");
         assert_eq!(response.header("content-type"), Some("image/jpeg"));
-        assert_eq!(common::decoded_size(&response.body), (640, 480), "{path}");
+        assert_eq!(support::decoded_size(&response.body), (640, 480), "{path}");
     }
     streamer.stop();
 }
 
 #[test]
 fn head_requests_get_headers_only() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let page = client::request(address, "HEAD", "/", &[], &[]).expect("HEAD /");
     assert_eq!(page.status, 200);
@@ -92,7 +93,7 @@ fn head_requests_get_headers_only() {
 
 #[test]
 fn unknown_urls_get_a_404_listing_the_valid_ones() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let response = client::get(streamer.local_addr(), "/nothing-here").expect("404");
     assert_eq!(response.status, 404);
     let body = response.text();
@@ -110,7 +111,7 @@ fn unknown_urls_get_a_404_listing_the_valid_ones() {
 /// what it cannot use; a 400 makes Elastic retry forever, so every one of these streams.
 #[test]
 fn stream_urls_as_dashboards_build_them_all_stream() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     for (path, size) in [
         ("/cam.mjpg?fps=fast", (640, 480)),
@@ -130,7 +131,7 @@ fn stream_urls_as_dashboards_build_them_all_stream() {
         let mut stream =
             MjpegStream::open(address, path).unwrap_or_else(|e| panic!("{path} must stream: {e}"));
         let part = stream.next_part().expect("a part");
-        assert_eq!(common::decoded_size(&part.jpeg), size, "{path}");
+        assert_eq!(support::decoded_size(&part.jpeg), size, "{path}");
     }
     for (path, size) in [
         ("/cam.jpg?resolution=&junk=1", (640, 480)),
@@ -141,14 +142,14 @@ fn stream_urls_as_dashboards_build_them_all_stream() {
     ] {
         let response = client::get(address, path).expect(path);
         assert_eq!(response.status, 200, "{path}: {}", response.text());
-        assert_eq!(common::decoded_size(&response.body), size, "{path}");
+        assert_eq!(support::decoded_size(&response.body), size, "{path}");
     }
     streamer.stop();
 }
 
 #[test]
 fn a_settings_change_in_the_url_stays_strict() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let response = client::get(address, "/?action=command&fps=%zz").expect("400");
     assert_eq!(response.status, 400);
@@ -161,8 +162,8 @@ fn a_settings_change_in_the_url_stays_strict() {
 /// a part at least every half second or so: the newest frame again.
 #[test]
 fn no_stream_goes_quiet_for_a_second() {
-    let fast = common::start_test_pattern();
-    let slow = common::start(
+    let fast = support::start_test_pattern();
+    let slow = support::start(
         "[[camera]]\nname = \"slow\"\nwidth = 320\nheight = 240\nfps = 1\n",
         "",
     );
@@ -204,7 +205,7 @@ fn no_stream_goes_quiet_for_a_second() {
 
 #[test]
 fn pages_and_settings_answer() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let index = client::get(address, "/").expect("index");
     assert_eq!(index.status, 200);
@@ -238,7 +239,7 @@ fn measure_fps(stream: &mut MjpegStream, window: Duration) -> f64 {
 
 #[test]
 fn a_client_fps_limit_slows_that_client_only() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let slow = std::thread::spawn(move || {
         let mut stream = MjpegStream::open(address, "/cam.mjpg?fps=5").expect("slow client");
@@ -261,12 +262,12 @@ fn a_client_fps_limit_slows_that_client_only() {
 
 #[test]
 fn nothing_is_encoded_while_nobody_watches() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(common::frame_count(address, "encodes"), 0);
+    assert_eq!(support::frame_count(address, "encodes"), 0);
     assert!(
-        common::frame_count(address, "idle") > 5,
+        support::frame_count(address, "idle") > 5,
         "frames were captured meanwhile"
     );
     {
@@ -277,11 +278,11 @@ fn nothing_is_encoded_while_nobody_watches() {
     }
     // The client is gone once the server notices the closed socket (next write).
     std::thread::sleep(Duration::from_millis(300));
-    let after_viewing = common::frame_count(address, "encodes");
+    let after_viewing = support::frame_count(address, "encodes");
     assert!(after_viewing >= 5);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        common::frame_count(address, "encodes"),
+        support::frame_count(address, "encodes"),
         after_viewing,
         "encoding stops when the last viewer leaves"
     );
@@ -295,16 +296,7 @@ fn write_jpeg_folder(dir: &std::path::Path) -> Vec<Vec<u8>> {
             let pixels: Vec<u8> = (0..320 * 240 * 3)
                 .map(|p| (p as u8).wrapping_mul(i + 1))
                 .collect();
-            let image = turbojpeg::Image {
-                pixels: pixels.as_slice(),
-                width: 320,
-                pitch: 320 * 3,
-                height: 240,
-                format: turbojpeg::PixelFormat::RGB,
-            };
-            let jpeg = turbojpeg::compress(image, 70, turbojpeg::Subsamp::Sub2x2)
-                .expect("compress")
-                .to_vec();
+            let jpeg = rgb_jpeg(&pixels, 320, 240, 70, Subsamp::Sub2x2);
             std::fs::write(dir.join(format!("frame{i}.jpg")), &jpeg).expect("write");
             jpeg
         })
@@ -321,7 +313,7 @@ fn a_jpeg_folder_is_passed_through_byte_for_byte() {
         "[[camera]]\nname = \"replay\"\nsource = \"folder:{}\"\nfps = 30\n",
         dir.display()
     );
-    let streamer = common::start(&cameras, "");
+    let streamer = support::start(&cameras, "");
     let mut stream = MjpegStream::open(streamer.local_addr(), "/replay.mjpg").expect("stream");
     let mut seen = std::collections::HashSet::new();
     for _ in 0..12 {
@@ -335,11 +327,11 @@ fn a_jpeg_folder_is_passed_through_byte_for_byte() {
     }
     assert_eq!(seen.len(), files.len(), "all files were played");
     assert!(
-        common::frame_count(streamer.local_addr(), "invalid") >= 1,
+        support::frame_count(streamer.local_addr(), "invalid") >= 1,
         "the truncated file was counted"
     );
     assert_eq!(
-        common::frame_count(streamer.local_addr(), "encodes"),
+        support::frame_count(streamer.local_addr(), "encodes"),
         0,
         "nothing re-encoded"
     );
@@ -349,7 +341,7 @@ fn a_jpeg_folder_is_passed_through_byte_for_byte() {
 
 #[test]
 fn frames_pushed_by_a_program_are_served_like_a_camera() {
-    let streamer = common::start("[[camera]]\nname = \"overlay\"\nsource = \"pushed\"\n", "");
+    let streamer = support::start("[[camera]]\nname = \"overlay\"\nsource = \"pushed\"\n", "");
     let pushed = streamer.pushed_stream("overlay").expect("push handle");
     assert!(!pushed.has_viewers());
     let address = streamer.local_addr();
@@ -365,7 +357,7 @@ fn frames_pushed_by_a_program_are_served_like_a_camera() {
     });
     let mut stream = MjpegStream::open(address, "/overlay.mjpg").expect("stream");
     let first = stream.next_part().expect("part");
-    assert_eq!(common::decoded_size(&first.jpeg), (160, 120));
+    assert_eq!(support::decoded_size(&first.jpeg), (160, 120));
     let second = stream.next_part().expect("part");
     assert_ne!(first.jpeg, second.jpeg);
     streamer.stop();

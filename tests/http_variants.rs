@@ -2,12 +2,13 @@
 //! frames of the requested size and quality, `compression=-1` gives the source's own JPEG,
 //! and each (size, quality) is encoded once per frame however many clients watch it.
 
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use frcstream::client::MjpegStream;
+use mjpeg_client::MjpegStream;
+use mjpeg_client::test_jpeg::{Subsamp, rgb_jpeg};
 
 fn first_parts(address: SocketAddr, path: &str, count: usize) -> Vec<Vec<u8>> {
     let mut stream = MjpegStream::open(address, path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -23,7 +24,7 @@ fn first_parts(address: SocketAddr, path: &str, count: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn every_url_form_with_every_parameter_gives_the_requested_size() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let forms = [
         "/cam.mjpg?",
@@ -41,7 +42,7 @@ fn every_url_form_with_every_parameter_gives_the_requested_size() {
         for (params, size) in cases {
             let path = format!("{form}{params}");
             for jpeg in first_parts(address, &path, 2) {
-                assert_eq!(common::decoded_size(&jpeg), size, "{path}");
+                assert_eq!(support::decoded_size(&jpeg), size, "{path}");
             }
         }
     }
@@ -55,7 +56,7 @@ fn average_size(address: SocketAddr, path: &str) -> usize {
 
 #[test]
 fn compression_sets_the_quality_of_that_client() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let fine = average_size(address, "/cam.mjpg?compression=90");
     let coarse = average_size(address, "/cam.mjpg?compression=10");
@@ -75,16 +76,7 @@ fn compression_minus_one_is_the_cameras_own_jpeg_and_sizes_scale_from_mjpeg() {
             let pixels: Vec<u8> = (0..640 * 480 * 3)
                 .map(|p| ((p / 3) % 640) as u8 ^ (i * 40))
                 .collect();
-            let image = turbojpeg::Image {
-                pixels: pixels.as_slice(),
-                width: 640,
-                pitch: 640 * 3,
-                height: 480,
-                format: turbojpeg::PixelFormat::RGB,
-            };
-            let jpeg = turbojpeg::compress(image, 80, turbojpeg::Subsamp::Sub2x1)
-                .expect("jpeg")
-                .to_vec();
+            let jpeg = rgb_jpeg(&pixels, 640, 480, 80, Subsamp::Sub2x1);
             std::fs::write(dir.join(format!("{i}.jpg")), &jpeg).expect("write");
             jpeg
         })
@@ -93,7 +85,7 @@ fn compression_minus_one_is_the_cameras_own_jpeg_and_sizes_scale_from_mjpeg() {
         "[[camera]]\nname = \"replay\"\nsource = \"folder:{}\"\nfps = 30\n",
         dir.display()
     );
-    let streamer = common::start(&cameras, "");
+    let streamer = support::start(&cameras, "");
     let address = streamer.local_addr();
     for jpeg in first_parts(address, "/replay.mjpg?compression=-1", 4) {
         assert!(
@@ -102,10 +94,10 @@ fn compression_minus_one_is_the_cameras_own_jpeg_and_sizes_scale_from_mjpeg() {
         );
     }
     for jpeg in first_parts(address, "/replay.mjpg?resolution=160x120", 3) {
-        assert_eq!(common::decoded_size(&jpeg), (160, 120));
+        assert_eq!(support::decoded_size(&jpeg), (160, 120));
     }
     for jpeg in first_parts(address, "/replay.mjpg?resolution=320x240&compression=20", 3) {
-        assert_eq!(common::decoded_size(&jpeg), (320, 240));
+        assert_eq!(support::decoded_size(&jpeg), (320, 240));
         assert!(!files.contains(&jpeg));
     }
     streamer.stop();
@@ -113,7 +105,7 @@ fn compression_minus_one_is_the_cameras_own_jpeg_and_sizes_scale_from_mjpeg() {
 }
 
 fn counters(address: SocketAddr) -> (u64, u64, u64) {
-    let stats = common::stats(address);
+    let stats = support::stats(address);
     let frames = &stats["cameras"][0]["frames"];
     let get = |k: &str| frames[k].as_u64().expect("counter");
     (get("published"), get("encodes"), get("variant_encodes"))
@@ -147,7 +139,7 @@ fn encodes_per_frame(address: SocketAddr, paths: &[&str]) -> f64 {
 
 #[test]
 fn each_variant_is_encoded_once_per_frame_for_all_its_clients() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let one = encodes_per_frame(address, &["/cam.mjpg"; 4]);
     let two = encodes_per_frame(
@@ -166,13 +158,13 @@ fn each_variant_is_encoded_once_per_frame_for_all_its_clients() {
     assert!((1.85..=2.05).contains(&two), "{two}");
     // Variants nobody watches any more are dropped.
     std::thread::sleep(Duration::from_millis(1200));
-    let variants = &common::stats(address)["cameras"][0]["variants"];
+    let variants = &support::stats(address)["cameras"][0]["variants"];
     assert_eq!(variants.as_array().map(Vec::len), Some(0), "{variants}");
     streamer.stop();
 }
 
 fn variant_sizes(address: SocketAddr) -> Vec<(u64, u64)> {
-    common::stats(address)["cameras"][0]["variants"]
+    support::stats(address)["cameras"][0]["variants"]
         .as_array()
         .expect("variants")
         .iter()
@@ -189,7 +181,7 @@ fn variant_sizes(address: SocketAddr) -> Vec<(u64, u64)> {
 /// (a core per client). A size is clamped to the camera's, side by side, not refused.
 #[test]
 fn sizes_beyond_the_cameras_are_clamped_to_it() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     for (params, size) in [
         ("resolution=4096x4096", (640, 480)),
@@ -199,7 +191,7 @@ fn sizes_beyond_the_cameras_are_clamped_to_it() {
         let path = format!("/cam.mjpg?{params}");
         let mut stream = MjpegStream::open(address, &path).expect("stream");
         let part = stream.next_part().expect("frame");
-        assert_eq!(common::decoded_size(&part.jpeg), size, "{path}");
+        assert_eq!(support::decoded_size(&part.jpeg), size, "{path}");
         for (w, h) in variant_sizes(address) {
             assert!(w <= 640 && h <= 480, "{path}: a {w}x{h} variant runs");
         }
@@ -211,7 +203,7 @@ fn sizes_beyond_the_cameras_are_clamped_to_it() {
 /// beyond gets the nearest variant running. Variants end with their last client.
 #[test]
 fn variants_per_camera_are_capped_and_the_nearest_is_served_beyond() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let sizes = [
         (320, 240),
@@ -225,7 +217,7 @@ fn variants_per_camera_are_capped_and_the_nearest_is_served_beyond() {
     for (w, h) in sizes {
         let path = format!("/cam.mjpg?resolution={w}x{h}");
         let mut stream = MjpegStream::open(address, &path).expect("stream");
-        let got = common::decoded_size(&stream.next_part().expect("frame").jpeg);
+        let got = support::decoded_size(&stream.next_part().expect("frame").jpeg);
         println!("asked {w}x{h}, got {got:?}");
         streams.push((stream, (w, h), got));
     }
@@ -249,7 +241,7 @@ fn variants_per_camera_are_capped_and_the_nearest_is_served_beyond() {
         stream.next_part().expect("frame");
         streams.push(stream);
     }
-    let running = common::stats(address)["cameras"][0]["variants"].clone();
+    let running = support::stats(address)["cameras"][0]["variants"].clone();
     assert_eq!(running.as_array().map(Vec::len), Some(2), "{running}");
     drop(streams);
 

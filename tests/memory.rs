@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use frcstream::client::{self, MjpegStream};
+use mjpeg_client::{self as client, MjpegStream};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_frcstream");
 

@@ -1,7 +1,7 @@
 //! frcstream on NetworkTables, end to end: a real `Streamer` (test-pattern cameras, HTTP on
 //! 127.0.0.1) pointed at WPILib's real ntcore server (PyPI `pyntcore`, see
 //! `crates/nt4/tests/support/nt_server.py`), whose own NT4 client plays the dashboard. Skipped loudly
-//! when pyntcore cannot be installed (`NT4_REQUIRE_PYNTCORE=1` makes that a failure).
+//! when pyntcore cannot be installed (`FRCSTREAM_REQUIRE_PYNTCORE=1` makes that a failure).
 
 mod support;
 
@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use frcstream::client::{self, MjpegStream};
 use frcstream::controls::ControlValue;
 use frcstream::networktables::{NtClient, NtClientConfig, NtValue};
 use frcstream::settings::Writer;
 use frcstream::{Config, Streamer};
+use mjpeg_client::{self as client, MjpegStream};
 use serde_json::{Value as Json, json};
 use support::{NtServer, free_port, pyntcore, scratch_dir, wait_for};
 

@@ -12,11 +12,10 @@
 //!   and shown on NetworkTables.
 //!
 //! Skipped loudly where the VM or pyntcore cannot run (FRCSTREAM_REQUIRE_VM=1 /
-//! NT4_REQUIRE_PYNTCORE=1 make that a failure).
+//! FRCSTREAM_REQUIRE_PYNTCORE=1 make that a failure).
 
 mod support;
-#[path = "common/vm.rs"]
-mod vm;
+use support::vm;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -139,7 +138,7 @@ fn camera_controls_are_cscore_properties_a_dashboard_can_set() {
     );
     // Changed while the camera is away (over HTTP this time): checked against the controls
     // known from before, kept, and applied when the camera is back.
-    let posted = frcstream::client::request(
+    let posted = mjpeg_client::request(
         vm.addr(PORT),
         "POST",
         "/cam",

@@ -6,7 +6,7 @@
 //! - The extension needs no glibc symbol version newer than 2.31 and no library beyond
 //!   glibc's own (no libpython: abi3 + extension-module).
 //! - It imports and streams under `qemu-aarch64` with Debian 11's own arm64 Python 3.9
-//!   (`tests/support/python3.9-arm64.sh`, packages fetched with `apt-get download`): the
+//!   (`tests/support/bullseye-arm64.sh python3.9`, packages fetched with `apt-get download`): the
 //!   program serves a 160x120 gray frame (encoded by libjpeg-turbo's NEON code) and the
 //!   host reads it as a JPEG of that size.
 //!
@@ -14,59 +14,41 @@
 //! (minutes); later runs reuse `target/wheel-build`. Without network or qemu: SKIPPED,
 //! unless FRCSTREAM_REQUIRE_AARCH64=1.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use support::{path_from_script, repo, run_stdout as run};
 
-fn required() -> bool {
-    std::env::var("FRCSTREAM_REQUIRE_AARCH64").is_ok_and(|v| !v.is_empty() && v != "0")
-}
+/// Debian 11's arm64 Python 3.9 for `tests/support/bullseye-arm64.sh`: its cache's name, then
+/// python3.9-minimal, its standard library and the libraries they load, over glibc 2.31.
+const PYTHON_3_9: [&str; 15] = [
+    "python3.9",
+    "libc6",
+    "libgcc-s1",
+    "python3.9-minimal",
+    "libpython3.9-minimal",
+    "libpython3.9-stdlib",
+    "libexpat1",
+    "zlib1g",
+    "libffi7",
+    "libbz2-1.0",
+    "liblzma5",
+    "libmpdec3",
+    "libuuid1",
+    "libcrypt1",
+    "libssl1.1",
+];
 
+/// The SKIPPED banner, or a failure under `FRCSTREAM_REQUIRE_AARCH64=1`.
 fn skip(reason: &str) {
-    if required() {
-        panic!("FRCSTREAM_REQUIRE_AARCH64 is set but the wheel test cannot run: {reason}");
-    }
-    let _ = std::io::stderr().write_all(
-        format!(
-            "\n!!! SKIPPED aarch64_wheel_installs_and_streams_on_debian_11: {reason}\n\
-             !!! (set FRCSTREAM_REQUIRE_AARCH64=1 to make this a failure)\n\n"
-        )
-        .as_bytes(),
+    support::skip_unless_required(
+        &support::AARCH64,
+        "aarch64_wheel_installs_and_streams_on_debian_11",
+        reason,
     );
-}
-
-/// Runs a support script that prints a path; `Err` for exit status 3 (cannot be had here).
-fn path_from(script: &str, args: &[&str]) -> Result<PathBuf, String> {
-    let output = Command::new(repo().join(script))
-        .args(args)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("run {script}: {e}"));
-    match output.status.code() {
-        Some(0) => Ok(PathBuf::from(
-            String::from_utf8_lossy(&output.stdout).trim(),
-        )),
-        Some(3) => Err(format!("{script} cannot get its tools here")),
-        _ => panic!("{script} failed: {}", output.status),
-    }
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The newest `GLIBC_x.y` in `readelf -V` output.
@@ -108,7 +90,7 @@ fn aarch64_wheel_installs_and_streams_on_debian_11() {
         return skip("no qemu-aarch64 (package qemu-user)");
     }
     let started = Instant::now();
-    let wheel = match path_from("deploy/build-wheels.sh", &["aarch64"]) {
+    let wheel = match path_from_script("deploy/build-wheels.sh", &["aarch64"]) {
         Ok(wheel) => wheel,
         Err(reason) => return skip(&reason),
     };
@@ -197,7 +179,7 @@ fn aarch64_wheel_installs_and_streams_on_debian_11() {
         );
     }
 
-    let root = match path_from("tests/support/python3.9-arm64.sh", &[]) {
+    let root = match path_from_script("tests/support/bullseye-arm64.sh", &PYTHON_3_9) {
         Ok(root) => root,
         Err(reason) => return skip(&reason),
     };
@@ -225,7 +207,7 @@ fn aarch64_wheel_installs_and_streams_on_debian_11() {
     let address = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let response = loop {
-        match frcstream::client::get(address, "/cam.jpg") {
+        match mjpeg_client::get(address, "/cam.jpg") {
             Ok(response) if response.status == 200 => break response,
             other if Instant::now() > deadline => {
                 let _ = program.kill();

@@ -18,11 +18,9 @@
 //!
 //! Needs root, qemu, and what `vm/robot-setup.sh` installs and builds (cached). Skips
 //! loudly elsewhere; `FRCSTREAM_REQUIRE_ROBOT_VM=1` (CI) makes that a failure. The
-//! NetworkTables step needs pyntcore (`NT4_REQUIRE_PYNTCORE=1`).
+//! NetworkTables step needs pyntcore (`FRCSTREAM_REQUIRE_PYNTCORE=1`).
 
-mod common;
-#[path = "common/robot_vm.rs"]
-mod robot;
+use support::robot_vm as robot;
 mod support;
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -33,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use frcstream::client::{self, MjpegStream};
+use mjpeg_client::{self as client, MjpegStream};
 use robot::RobotVm;
 use serde_json::json;
 use support::{NtServer, pyntcore, scratch_dir};
@@ -84,7 +82,7 @@ impl Watcher {
                         Ok(part) => parts.lock().unwrap().push(Part {
                             at: Instant::now(),
                             no_signal: part.header("x-frame-kind") == Some("no-signal"),
-                            size: common::decoded_size(&part.jpeg),
+                            size: support::decoded_size(&part.jpeg),
                         }),
                         Err(e) => {
                             if !stop.load(Ordering::Relaxed) {
@@ -250,14 +248,7 @@ fn denials(vm: &mut RobotVm) -> Vec<String> {
 }
 
 fn post(address: SocketAddr, body: &str) {
-    let reply = client::request(
-        address,
-        "POST",
-        "/cam",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        body.as_bytes(),
-    )
-    .expect("POST /cam");
+    let reply = support::post(address, "/cam", "application/x-www-form-urlencoded", body);
     assert_eq!(reply.status, 200, "POST {body}: {}", reply.text());
 }
 

@@ -1,7 +1,7 @@
 //! The server under stress and abuse, over real sockets: a reconnect storm, a client that
 //! stops reading, too many clients, and requests that break the rules.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,10 +9,10 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use frcstream::client::{self, MjpegStream};
+use mjpeg_client::{self as client, MjpegStream};
 
 fn client_count(address: SocketAddr) -> u64 {
-    common::stats(address)["cameras"][0]["clients"]
+    support::stats(address)["cameras"][0]["clients"]
         .as_u64()
         .expect("clients")
 }
@@ -35,7 +35,7 @@ fn wait_for_clients(address: SocketAddr, count: u64) {
 /// storm is repeated.
 #[test]
 fn a_reconnect_storm_of_30_clients_all_get_their_first_frame_within_a_second() {
-    let streamer = common::start(
+    let streamer = support::start(
         "[[camera]]\nname = \"cam\"\nfps = 30\n",
         "max_clients = 100",
     );
@@ -97,7 +97,7 @@ fn set_receive_buffer(stream: &TcpStream, bytes: libc::c_int) -> usize {
 /// other clients down meanwhile.
 #[test]
 fn a_stalled_client_is_dropped_and_does_not_slow_the_others() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
 
     let stalled = TcpStream::connect(address).expect("connect");
@@ -121,7 +121,7 @@ fn a_stalled_client_is_dropped_and_does_not_slow_the_others() {
         }
     }
     let watcher_fps = f64::from(frames) / started.elapsed().as_secs_f64();
-    let captured_fps = common::stats(address)["cameras"][0]["captured_fps"]
+    let captured_fps = support::stats(address)["cameras"][0]["captured_fps"]
         .as_f64()
         .expect("captured_fps");
     println!(
@@ -161,7 +161,7 @@ fn a_stalled_client_is_dropped_and_does_not_slow_the_others() {
 
 #[test]
 fn streams_beyond_the_client_limit_get_503() {
-    let streamer = common::start("[[camera]]\nname = \"cam\"\n", "max_clients = 2");
+    let streamer = support::start("[[camera]]\nname = \"cam\"\n", "max_clients = 2");
     let address = streamer.local_addr();
     let mut first = MjpegStream::open(address, "/cam.mjpg").expect("first");
     let mut second = MjpegStream::open(address, "/cam.mjpg").expect("second");
@@ -221,7 +221,7 @@ fn raw_status(address: SocketAddr, bytes: &[u8]) -> String {
 
 #[test]
 fn requests_that_break_the_rules_get_their_4xx_and_streams_go_on() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let address = streamer.local_addr();
     let mut watcher = MjpegStream::open(address, "/cam.mjpg").expect("watcher");
     let huge_header = format!("GET / HTTP/1.1\r\nX-Junk: {}\r\n\r\n", "a".repeat(20_000));
@@ -286,7 +286,7 @@ fn requests_that_break_the_rules_get_their_4xx_and_streams_go_on() {
 
 #[test]
 fn a_request_trickled_too_slowly_is_cut_off() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let line = raw_status(streamer.local_addr(), b"GET / HTTP/1.1\r\nHost: x\r\n");
     assert!(line.contains("408"), "got \"{line}\"");
     streamer.stop();
@@ -294,7 +294,7 @@ fn a_request_trickled_too_slowly_is_cut_off() {
 
 #[test]
 fn keep_alive_serves_several_requests_on_one_connection() {
-    let streamer = common::start_test_pattern();
+    let streamer = support::start_test_pattern();
     let mut stream = TcpStream::connect(streamer.local_addr()).expect("connect");
     stream
         .write_all(b"GET /fps HTTP/1.1\r\n\r\nGET /quality HTTP/1.1\r\nConnection: close\r\n\r\n")

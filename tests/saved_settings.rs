@@ -3,7 +3,7 @@
 //! config and the state, and HOME and XDG_STATE_HOME point there too: nothing is ever
 //! written to the home of whoever runs the tests.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use frcstream::client;
+use mjpeg_client as client;
 use serde_json::Value;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_frcstream");
@@ -176,14 +176,7 @@ fn post(address: SocketAddr, path: &str, body: &str) -> client::HttpResponse {
     } else {
         "application/x-www-form-urlencoded"
     };
-    client::request(
-        address,
-        "POST",
-        path,
-        &[("Content-Type", content_type)],
-        body.as_bytes(),
-    )
-    .expect("POST answered")
+    support::post(address, path, content_type, body)
 }
 
 fn pair(value: &str, origin: &str) -> (String, String) {
@@ -220,7 +213,7 @@ fn changes_survive_a_restart_and_an_edited_config_key_wins() {
     let server = Server::with_config(&scratch, &config);
     assert_eq!(server.setting("fps"), pair("12", "saved"));
     assert_eq!(server.setting("quality"), pair("35", "saved"));
-    let stats = common::stats(server.address);
+    let stats = support::stats(server.address);
     assert_eq!(stats["cameras"][0]["settings"]["fps"], 12);
     assert_eq!(
         stats["cameras"][0]["settings"]["origin"]["quality"],
@@ -408,7 +401,7 @@ fn read_only_refuses_forget_too() {
         "read_only = true\nstate_file = \"{}\"",
         scratch.state_file().display()
     );
-    let streamer = common::start(
+    let streamer = support::start(
         "[[camera]]\nname = \"cam\"\nwidth = 320\nheight = 240\n",
         &server_extra,
     );

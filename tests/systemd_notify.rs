@@ -16,13 +16,16 @@
 //! And `systemd-analyze verify` accepts `systemd/frcstream.service` (SKIPPED where
 //! systemd-analyze is missing).
 
+mod support;
+
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use frcstream::client;
+use mjpeg_client as client;
+use mjpeg_client::test_jpeg::flat_jpeg;
 
 /// The watchdog interval the test asks for: pings every 500 ms, a thread still for 1 s is
 /// stuck.
@@ -52,20 +55,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn jpeg(shade: u8) -> Vec<u8> {
-    let pixels = vec![shade; 64 * 48 * 3];
-    let image = turbojpeg::Image {
-        pixels: pixels.as_slice(),
-        width: 64,
-        pitch: 64 * 3,
-        height: 48,
-        format: turbojpeg::PixelFormat::RGB,
-    };
-    turbojpeg::compress(image, 80, turbojpeg::Subsamp::Sub2x2)
-        .expect("compress")
-        .to_vec()
 }
 
 fn free_port() -> u16 {
@@ -132,8 +121,8 @@ fn ready_and_watchdog_over_notify_socket() {
     let scratch = Scratch::new("notify");
     let frames = scratch.0.join("frames");
     std::fs::create_dir_all(&frames).unwrap();
-    std::fs::write(frames.join("a.jpg"), jpeg(40)).unwrap();
-    std::fs::write(frames.join("b.jpg"), jpeg(200)).unwrap();
+    std::fs::write(frames.join("a.jpg"), flat_jpeg(64, 48, 40)).unwrap();
+    std::fs::write(frames.join("b.jpg"), flat_jpeg(64, 48, 200)).unwrap();
     let port = free_port();
     let config = scratch.0.join("frcstream.toml");
     std::fs::write(
@@ -249,9 +238,9 @@ fn ready_and_watchdog_over_notify_socket() {
             .write(true)
             .open(frames.join("b.jpg"))
             .expect("open the FIFO for writing");
-        std::fs::write(scratch.0.join("b.jpg"), jpeg(200)).unwrap();
+        std::fs::write(scratch.0.join("b.jpg"), flat_jpeg(64, 48, 200)).unwrap();
         std::fs::rename(scratch.0.join("b.jpg"), frames.join("b.jpg")).unwrap();
-        writer.write_all(&jpeg(120)).unwrap();
+        writer.write_all(&flat_jpeg(64, 48, 120)).unwrap();
     }
     let freed = socket.collect(Instant::now() + Duration::from_secs(3));
     assert!(
@@ -311,12 +300,8 @@ fn unit_file_verifies() {
     }
     let analyze = Command::new("systemd-analyze").arg("--version").output();
     if !analyze.is_ok_and(|o| o.status.success()) {
-        let message = "\n!!! SKIPPED unit_file_verifies: systemd-analyze is not installed \
-                       (apt-get install systemd)\n";
-        if std::env::var_os("FRCSTREAM_REQUIRE_SYSTEMD").is_some() {
-            panic!("{message}");
-        }
-        let _ = std::io::stderr().write_all(message.as_bytes());
+        let reason = "systemd-analyze --version does not run";
+        support::skip_unless_required(&support::SYSTEMD, "unit_file_verifies", reason);
         return;
     }
     let scratch = Scratch::new("verify");

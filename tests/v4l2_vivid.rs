@@ -20,9 +20,8 @@
 //! run, the tests print SKIPPED and pass, unless FRCSTREAM_REQUIRE_VM=1.
 //! `cargo test --test v4l2_vivid -- --nocapture` shows the measurements.
 
-mod common;
-#[path = "common/vm.rs"]
-mod vm;
+mod support;
+use support::vm;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -33,7 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use frcstream::client::MjpegStream;
+use mjpeg_client::MjpegStream;
+use mjpeg_client::test_jpeg::{Subsamp, rgb_jpeg};
 use vm::Vm;
 
 const PORT: u16 = 1181;
@@ -142,7 +142,7 @@ impl Watcher {
                         }
                     };
                     let at = Instant::now();
-                    let size = common::decoded_size(&part.jpeg);
+                    let size = support::decoded_size(&part.jpeg);
                     let mut hasher = DefaultHasher::new();
                     part.jpeg.hash(&mut hasher);
                     seen.lock().unwrap().push(Seen {
@@ -272,7 +272,7 @@ fn parse_uptime_us(text: &str) -> u64 {
 }
 
 fn stats_camera(address: SocketAddr) -> serde_json::Value {
-    common::stats(address)["cameras"][0].clone()
+    support::stats(address)["cameras"][0].clone()
 }
 
 /// The first NO SIGNAL card from part `from` on, within 1 s of `lost_at`.
@@ -581,7 +581,7 @@ fn vivid_yuyv_controls_unplug_and_list_cameras() {
     );
 
     // Controls set over HTTP are saved in the state file (brightness over the config's).
-    let response = frcstream::client::request(
+    let response = mjpeg_client::request(
         address,
         "POST",
         "/cam",
@@ -714,16 +714,7 @@ fn test_jpegs(count: usize) -> Vec<Vec<u8>> {
                 px[1] = ((y + n * 25) % 256) as u8;
                 px[2] = ((x + y + noise) % 256) as u8;
             }
-            let image = turbojpeg::Image {
-                pixels: rgb.as_slice(),
-                width,
-                pitch: width * 3,
-                height,
-                format: turbojpeg::PixelFormat::RGB,
-            };
-            turbojpeg::compress(image, 80, turbojpeg::Subsamp::Sub2x2)
-                .expect("compress")
-                .to_vec()
+            rgb_jpeg(&rgb, width, height, 80, Subsamp::Sub2x2)
         })
         .collect()
 }

@@ -138,19 +138,10 @@ impl FrameSource for JpegFolder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mjpeg_client::test_jpeg::{Subsamp, rgb_jpeg};
 
     fn tiny_jpeg(shade: u8) -> Vec<u8> {
-        let pixels = vec![shade; 16 * 8];
-        let image = turbojpeg::Image {
-            pixels: pixels.as_slice(),
-            width: 16,
-            pitch: 16,
-            height: 8,
-            format: turbojpeg::PixelFormat::GRAY,
-        };
-        turbojpeg::compress(image, 90, turbojpeg::Subsamp::Gray)
-            .expect("compress")
-            .to_vec()
+        rgb_jpeg(&vec![shade; 16 * 8 * 3], 16, 8, 90, Subsamp::Gray)
     }
 
     #[test]

@@ -1,6 +1,6 @@
 """Helpers of the Python package's tests: an MJPEG reader that times each part, HTTP
 requests, free ports. Run by scripts/test.sh (after cargo test) in the venv
-scripts/python-test-venv.sh makes, with frcstream installed by pip from this checkout."""
+`scripts/ensure-venv.sh python-tests` makes, with frcstream installed by pip from this checkout."""
 
 import socket
 import threading

@@ -52,7 +52,7 @@ impl FieldLink {
         match result {
             Ok(()) => Some(FieldLink { tag }),
             Err(reason) => {
-                super::skip_unless_required("FRCSTREAM_REQUIRE_NETNS", test, &reason);
+                super::skip_unless_required(&super::NETNS, test, &reason);
                 None
             }
         }

@@ -1,13 +1,11 @@
-//! Shared helpers of the integration tests: start a real server on an ephemeral port,
+//! A real frcstream for a test: start a server on an ephemeral port,
 //! decode JPEGs, read `/stats.json`.
-
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::Path;
 
-use frcstream::client;
 use frcstream::{Config, Streamer};
+use mjpeg_client::{self as client, HttpResponse};
 
 /// Starts a streamer on 127.0.0.1 with a free port. `cameras` is the `[[camera]]` part of
 /// a config file; `server_extra` more lines for `[server]`.
@@ -31,6 +29,19 @@ pub fn decoded_size(jpeg: &[u8]) -> (usize, usize) {
     (image.width, image.height)
 }
 
+/// `POST path` with a body of `content_type`; the response, whatever its status.
+pub fn post(address: SocketAddr, path: &str, content_type: &str, body: &str) -> HttpResponse {
+    client::request(
+        address,
+        "POST",
+        path,
+        &[("Content-Type", content_type)],
+        body.as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("POST {path} not answered: {e}"))
+}
+
+/// `/stats.json` as JSON.
 pub fn stats(address: SocketAddr) -> serde_json::Value {
     let response = client::get(address, "/stats.json").expect("stats.json");
     assert_eq!(response.status, 200);

@@ -7,8 +7,6 @@
 //! Where it cannot run, [`RobotVm::boot`] prints a loud SKIPPED banner and returns `None`;
 //! with `FRCSTREAM_REQUIRE_ROBOT_VM=1` (CI) it fails instead.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
@@ -19,28 +17,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::{free_port, repo};
+
 /// The guest's address for the host's forwarded ports (`guestfwd`, as `vm/vm.py`).
 pub const HOST_FROM_GUEST: &str = "10.0.2.100";
 
-pub fn required() -> bool {
-    std::env::var("FRCSTREAM_REQUIRE_ROBOT_VM").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
+/// The SKIPPED banner, or a failure under `FRCSTREAM_REQUIRE_ROBOT_VM=1`.
 pub fn skip(test: &str, reason: &str) {
-    if required() {
-        panic!("FRCSTREAM_REQUIRE_ROBOT_VM is set but {test} cannot run: {reason}");
-    }
-    let banner = format!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED {test}: the robot VM cannot run here: {reason}\n\
-         !!! (set FRCSTREAM_REQUIRE_ROBOT_VM=1 to make this a failure)\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    let _ = std::io::stderr().write_all(banner.as_bytes());
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    super::skip_unless_required(&super::ROBOT_VM, test, reason);
 }
 
 fn cache() -> PathBuf {
@@ -50,13 +34,6 @@ fn cache() -> PathBuf {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/frcstream-vm")
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 pub struct RobotVm {
@@ -134,12 +111,7 @@ impl RobotVm {
             "objcopy",
             "python3",
         ] {
-            let found = Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !found {
+            if !super::have_command(tool) {
                 skip(test, &format!("{tool} is not installed"));
                 return None;
             }

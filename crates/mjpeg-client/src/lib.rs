@@ -1,8 +1,12 @@
-//! A small blocking HTTP and MJPEG client: what the integration tests, the benchmarks and
-//! the load tool use to watch a stream the way a dashboard does.
+//! A small blocking HTTP and MJPEG client: what frcstream's integration tests, benchmarks
+//! and load tool (`examples/mjpeg_load.rs`) use to watch a stream the way a dashboard
+//! does. A dev-dependency only: it is not part of the shipped library or binary.
 //!
 //! It parses `multipart/x-mixed-replace` by its boundary and each part's
-//! `Content-Length`, and checks that every part is a complete JPEG.
+//! `Content-Length`, and checks that every part is a complete JPEG. [`test_jpeg`] makes the
+//! JPEGs tests feed to frcstream.
+
+pub mod test_jpeg;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -235,5 +239,57 @@ impl MjpegStream {
             return Err(ClientError::Protocol("part is not a complete JPEG".into()));
         }
         Ok(Part { headers, jpeg })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn part_with_timestamp(value: &str) -> Part {
+        Part {
+            headers: vec![("X-Timestamp".into(), value.into())],
+            jpeg: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn timestamp_is_read_in_microseconds() {
+        assert_eq!(
+            part_with_timestamp("12.345678").timestamp_us(),
+            Some(12_345_678)
+        );
+        assert_eq!(part_with_timestamp("12.5").timestamp_us(), Some(12_500_000));
+        assert_eq!(part_with_timestamp("7").timestamp_us(), Some(7_000_000));
+        assert_eq!(
+            part_with_timestamp("1.1234567").timestamp_us(),
+            Some(1_123_456)
+        );
+        assert_eq!(part_with_timestamp("x.5").timestamp_us(), None);
+    }
+
+    #[test]
+    fn head_gives_status_and_headers_case_insensitively() {
+        let mut input = Cursor::new(&b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabc"[..]);
+        let (status, headers) = read_head(&mut input).expect("a well-formed head");
+        assert_eq!(status, 404);
+        assert_eq!(find_header(&headers, "content-length"), Some("3"));
+    }
+
+    #[test]
+    fn malformed_heads_are_protocol_errors() {
+        for head in [
+            &b"garbage\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+        ] {
+            let result = read_head(&mut Cursor::new(head));
+            assert!(
+                matches!(result, Err(ClientError::Protocol(_))),
+                "{result:?}"
+            );
+        }
+        let result = read_head(&mut Cursor::new(&b""[..]));
+        assert!(matches!(result, Err(ClientError::Io(_))), "{result:?}");
     }
 }

@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Prints a folder holding Debian 11 (bullseye)'s arm64 Python 3.9 — python3.9-minimal,
-# its standard library and the libraries they load, over glibc 2.31 — for
-# `qemu-aarch64 -L <folder> <folder>/usr/bin/python3.9`: the Python of Raspberry Pi OS
-# bullseye, the oldest a coprocessor runs. Fetched once with `apt-get download` into a
-# cache through a private apt state (the host's dpkg architectures and sources are
-# untouched), as tests/support/glibc-2.31-arm64.sh does. Exit status 3 when it cannot be
-# had here (no apt, no mirror).
+# Prints a folder holding Debian 11 (bullseye)'s arm64 PACKAGEs unpacked, for
+# `qemu-aarch64 -L <folder> ...`: what Raspberry Pi OS bullseye, the oldest system a
+# coprocessor runs, has.
+#
+#   bullseye-arm64.sh NAME PACKAGE...
+#
+#   glibc-2.31 libc6 libgcc-s1               glibc 2.31 (~3 MB): a binary that runs there
+#                                            runs on Ubuntu 20.04 and JetPack 5 (tests/aarch64.rs)
+#   python3.9 libc6 ... python3.9-minimal    Python 3.9 with its standard library and the
+#                                            libraries they load (tests/python_wheel.rs)
+#
+# Downloads once (`apt-get download`) into a cache named NAME, through a private apt state:
+# the host's dpkg architectures and sources are untouched. The mirror is the one the host's
+# apt already uses. Exit status 3 when it cannot be had here (no apt, no mirror); 2 for
+# wrong arguments.
 set -euo pipefail
 
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/frcstream/python3.9-arm64
+[ $# -ge 2 ] || { echo "usage: bullseye-arm64.sh NAME PACKAGE..." >&2; exit 2; }
+name=$1
+shift
+packages=("$@")
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/frcstream/$name-arm64
 root=$cache/root
-packages=(libc6 libgcc-s1 python3.9-minimal libpython3.9-minimal libpython3.9-stdlib
-    libexpat1 zlib1g libffi7 libbz2-1.0 liblzma5 libmpdec3 libuuid1 libcrypt1 libssl1.1)
 if [ -f "$root/.done" ]; then
     echo "$root"
     exit 0
@@ -22,6 +32,8 @@ if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
 fi
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -f "$keyring" ] || { echo "no $keyring (package debian-archive-keyring)" >&2; exit 3; }
+
+# The host's Debian mirror: the archive its own release (not -security) comes from.
 # shellcheck disable=SC2016 # apt's own $(FIELD) syntax
 mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
     awk '$2 !~ /-/ && $1 !~ /security/ {print $1; exit}')
@@ -41,7 +53,7 @@ apt_opts=(-o APT::Architecture=arm64 -o APT::Architectures=arm64
     -o Dir::Cache="$apt_dir/cache" -o Dir::Etc::sourcelist="$apt_dir/etc/sources.list"
     -o Dir::Etc::sourceparts="$apt_dir/etc/sources.list.d"
     -o Acquire::Languages=none -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
-echo "python3.9-arm64: reading bullseye's arm64 package list" >&2
+echo "bullseye-arm64 ($name): reading bullseye's arm64 package list" >&2
 apt-get "${apt_opts[@]}" update -qq >&2 || { echo "apt-get update (bullseye arm64) failed" >&2; exit 3; }
 
 debs=$(mktemp -d "$cache/.debs.XXXXXX")

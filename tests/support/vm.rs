@@ -3,10 +3,8 @@
 //! `waitport`, `quit`), and gives the host address of each forwarded guest port.
 //!
 //! Where the rig cannot run (`UNAVAILABLE`: no qemu, no downloads), [`Vm::boot`] prints a
-//! loud SKIPPED banner to stderr and returns `None`; with `FRCSTREAM_REQUIRE_VM=1` (CI) it
-//! fails the test instead.
-
-#![allow(dead_code)]
+//! loud SKIPPED banner to stderr and returns `None`; with `FRCSTREAM_REQUIRE_VM=1` (the
+//! arm64 VM: `FRCSTREAM_REQUIRE_AARCH64=1`), as in CI, it fails the test instead.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -15,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
+
+use super::{Part, skip_unless_required};
 
 /// Time allowed for `READY`: setup.sh on a fresh machine (downloads, apt install of qemu,
 /// the v4l2loopback build) and the wait for another test's VM (one VM at a time).
@@ -44,24 +44,14 @@ impl Reply {
     }
 }
 
-/// Whether a test must fail rather than skip when the VM cannot run.
-pub fn vm_required() -> bool {
-    std::env::var("FRCSTREAM_REQUIRE_VM").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// Prints the SKIPPED banner (or panics when the VM is required).
-pub fn skip(test: &str, reason: &str) {
-    if vm_required() {
-        panic!("FRCSTREAM_REQUIRE_VM is set but the V4L2 test VM cannot run: {reason}");
+/// The part a rig needs: the arm64 VM is `FRCSTREAM_REQUIRE_AARCH64`'s (as in
+/// `scripts/preflight.sh`), every other `FRCSTREAM_REQUIRE_VM`'s.
+fn rig_part(extra: &[&str]) -> &'static Part {
+    if extra.windows(2).any(|pair| pair == ["--arch", "aarch64"]) {
+        &super::AARCH64
+    } else {
+        &super::VM
     }
-    let banner = format!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED {test}: the qemu V4L2 test rig cannot run here: {reason}\n\
-         !!! (set FRCSTREAM_REQUIRE_VM=1 to make this a failure)\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-    );
-    // Straight to the process's stderr, past the test harness's output capture.
-    let _ = std::io::stderr().write_all(banner.as_bytes());
 }
 
 impl Vm {
@@ -92,10 +82,8 @@ impl Vm {
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
-                skip(
-                    test,
-                    &format!("cannot run python3 {}: {e}", script.display()),
-                );
+                let reason = format!("cannot run python3 {}: {e}", script.display());
+                skip_unless_required(rig_part(extra), test, &reason);
                 return None;
             }
         };
@@ -121,7 +109,8 @@ impl Vm {
             Err(e) => vm.fail(&format!("no READY line from vm.py: {e:?}")),
         };
         if let Some(reason) = first.strip_prefix("UNAVAILABLE") {
-            skip(test, reason.trim());
+            let reason = format!("vm/vm.py cannot run here: {}", reason.trim());
+            skip_unless_required(rig_part(extra), test, &reason);
             return None;
         }
         let Some(ports) = first.strip_prefix("READY") else {
