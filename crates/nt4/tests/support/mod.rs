@@ -1,8 +1,9 @@
 //! Test support for the NT4 client's tests: WPILib's ntcore server from the repository's
 //! Python venv ([`pyntcore`], [`NtServer`]), a proxy that fails under the client
 //! ([`Proxy`]), and small helpers. Everything listens on 127.0.0.1 only.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)] // each test binary uses its own part
 
+pub mod fake_server;
 pub mod ntcore_server;
 pub mod proxy;
 
@@ -14,6 +15,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub use fake_server::fake_server;
 pub use ntcore_server::NtServer;
 pub use proxy::{Proxy, ProxyMode};
 
