@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::camera::Camera;
+use crate::lock::lock;
 use crate::config::CameraConfig;
 use crate::stats::round2;
 
@@ -331,12 +332,6 @@ fn tick(budget_bps: f64, cameras: &[Arc<Camera>], now: Instant) {
         };
         step(governor, sight, now);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::budget::Governor;
 use crate::config::{CameraConfig, FPS_RANGE, QUALITY_RANGE};
 use crate::controls::{CameraControls, ControlError, ControlValue};
 use crate::frame_slot::FrameSlot;
+use crate::lock::lock;
 use crate::saved_settings::{ConfigValues, Origin, StateFile};
 use crate::source::Mode;
 use crate::stats::CameraStats;
@@ -316,13 +317,6 @@ fn whole_number(key: &str, value: &ControlValue) -> Result<i64, ChangeError> {
             key: key.to_owned(),
             value: b.to_string(),
         }),
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

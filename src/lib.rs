@@ -20,6 +20,7 @@ pub mod frame;
 pub mod frame_slot;
 pub mod http;
 pub mod jpeg;
+pub mod lock;
 pub mod memory;
 pub mod net;
 pub mod networktables;

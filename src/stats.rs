@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::lock::lock;
+
 /// Length of the window a rate is measured over.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 
@@ -60,10 +62,7 @@ impl RateCounter {
 
     /// Events per second over the last window; decays to 0 when events stop.
     pub fn rate(&self) -> f64 {
-        let window = match self.window.lock() {
-            Ok(w) => w,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let window = lock(&self.window);
         let elapsed = window.started.elapsed();
         if elapsed < 2 * RATE_WINDOW {
             window.rate
@@ -91,10 +90,7 @@ pub struct LatencySummary {
 
 impl LatencyWindow {
     pub fn record(&self, micros: u64) {
-        let mut samples = match self.samples.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut samples = lock(&self.samples);
         if samples.len() == LATENCY_SAMPLES {
             samples.pop_front();
         }
@@ -102,10 +98,7 @@ impl LatencyWindow {
     }
 
     pub fn summary(&self) -> LatencySummary {
-        let mut sorted: Vec<u32> = match self.samples.lock() {
-            Ok(s) => s.iter().copied().collect(),
-            Err(poisoned) => poisoned.into_inner().iter().copied().collect(),
-        };
+        let mut sorted: Vec<u32> = lock(&self.samples).iter().copied().collect();
         if sorted.is_empty() {
             return LatencySummary::default();
         }
@@ -257,10 +250,7 @@ impl CameraStats {
     }
 
     fn lock_clients(&self) -> std::sync::MutexGuard<'_, Vec<Arc<ClientStats>>> {
-        match self.clients.lock() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.clients)
     }
 }
 

@@ -70,10 +70,7 @@ pub struct Variants {
 
 impl Variants {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Variant>>> {
-        match self.live.lock() {
-            Ok(live) => live,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock::lock(&self.live)
     }
 
     /// The variant `key` of `camera`, started if nobody watches it yet. Beyond the caps,

@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 use super::request::{self, MAX_REQUEST_BYTES, Request, parse_request};
 use super::response::Response;
 use super::sender::{Client, Job};
-use super::{Shared, StreamPlace, lock};
+use super::{Shared, StreamPlace};
+use crate::lock::lock;
 
 /// Connections that have not finished a request (or idle between kept-alive requests).
 pub const MAX_PENDING: usize = 256;

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::camera::Camera;
 use crate::frame::monotonic_us;
+use crate::lock::lock;
 use crate::stats::{ClientStats, RateCounter};
 use request::Request;
 use response::Response;
@@ -159,13 +160,6 @@ impl HttpServer {
     /// request, or idle between requests, are not counted.
     pub fn connection_count(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

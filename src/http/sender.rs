@@ -27,10 +27,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use super::link::Link;
-use super::lock;
 use super::mjpeg::Part;
 use crate::frame::{Frame, monotonic_us};
 use crate::frame_slot::FrameSlot;
+use crate::lock::lock;
 use crate::pacing::Pacer;
 use crate::stats::ClientStats;
 
