@@ -15,7 +15,7 @@ use crate::lock::lock;
 use crate::saved_settings::{ConfigValues, Origin, StateFile};
 use crate::source::Mode;
 use crate::stats::CameraStats;
-use crate::variants::Variants;
+use crate::variants::{VariantSource, Variants};
 
 pub struct Camera {
     pub name: String,
@@ -317,6 +317,29 @@ fn whole_number(key: &str, value: &ControlValue) -> Result<i64, ChangeError> {
             key: key.to_owned(),
             value: b.to_string(),
         }),
+    }
+}
+
+impl VariantSource for Camera {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn slot(&self) -> &Arc<FrameSlot> {
+        &self.slot
+    }
+
+    fn size_and_fps(&self) -> (u32, u32, u32) {
+        let mode = self.mode();
+        (mode.width, mode.height, mode.fps)
+    }
+
+    fn quality(&self) -> u8 {
+        self.settings.quality()
+    }
+
+    fn variants(&self) -> &Variants {
+        &self.variants
     }
 }
 
