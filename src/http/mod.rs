@@ -18,6 +18,7 @@ pub mod admission;
 pub mod link;
 pub mod mjpeg;
 pub mod pages;
+pub mod part;
 pub mod request;
 pub mod response;
 pub mod routes;
@@ -36,7 +37,7 @@ use std::time::{Duration, Instant};
 use crate::camera::Camera;
 use crate::frame::monotonic_us;
 use crate::lock::lock;
-use crate::stats::{ClientStats, RateCounter};
+use crate::stats::{RateCounter, StreamClientStats};
 use request::Request;
 use response::Response;
 use routes::{Route, RouteError};
@@ -70,6 +71,8 @@ struct Shared {
     open: Mutex<HashMap<u64, TcpStream>>,
     /// Connections between requests, and stream sockets watched for hang-up.
     hub: admission::Hub,
+    /// The sender thread of each frame slot this server's streams watch.
+    senders: Arc<sender::Senders>,
 }
 
 impl Shared {
@@ -121,6 +124,7 @@ impl HttpServer {
             next_client_id: AtomicU64::new(1),
             open: Mutex::new(HashMap::new()),
             hub,
+            senders: Arc::default(),
         });
         let accept_listener = listener.try_clone()?;
         accept_listener.set_nonblocking(true)?;
@@ -413,7 +417,7 @@ fn serve_stream(
             .write_to(stream, false, false);
     };
     let _place = PlaceGuard(shared, &place);
-    let client = Arc::new(ClientStats {
+    let client = Arc::new(StreamClientStats {
         id,
         peer,
         path: if request.query.is_empty() {
@@ -430,9 +434,15 @@ fn serve_stream(
     // Watched from before the stream's first byte: a client that reads the head and
     // leaves frees its place at once.
     let watch = shared.hub.watch(stream, Arc::clone(&place));
-    let result = mjpeg::stream(stream, camera, params, &client, &shared.stop, |me| {
-        watch.attach(me)
-    });
+    let result = mjpeg::stream(
+        stream,
+        camera,
+        params,
+        &client,
+        &shared.senders,
+        &shared.stop,
+        |me| watch.attach(me),
+    );
     drop(watch);
     log::debug!(
         "{peer}: stream of {} ended after {} frames: {}",
