@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::camera::Camera;
-use crate::lock::lock;
 use crate::config::CameraConfig;
+use crate::lock::lock;
 use crate::stats::round2;
 
 /// How often the governor looks.
