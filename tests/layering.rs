@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom up: a module may use the modules of every layer below its own.
 const LAYERS: &[&[&str]] = &[
-    // The poisoned-lock helper, used everywhere.
-    &["lock"],
+    // The poisoned-lock helper and bounded joins, used everywhere.
+    &["lock", "threads"],
     // Nothing of the crate but the lock helper.
     &[
         "frame",

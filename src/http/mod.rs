@@ -38,6 +38,7 @@ use crate::camera::Camera;
 use crate::frame::monotonic_us;
 use crate::lock::lock;
 use crate::stats::{RateCounter, StreamClientStats};
+use crate::threads;
 use request::Request;
 use response::Response;
 use routes::{Route, RouteError};
@@ -93,7 +94,12 @@ pub struct Limits {
     pub post_to_any_path: bool,
 }
 
-/// A running server. Dropping it does not stop it; call [`HttpServer::stop`].
+/// How long stopping waits for the accept thread and then for the requests being served
+/// (their sockets shut down, each ends within its 500 ms wake-up): a thread stuck past it
+/// is left behind rather than waited for.
+const STOP_WAIT: Duration = Duration::from_secs(1);
+
+/// A running server. Dropping it stops it, as [`HttpServer::stop`] does.
 pub struct HttpServer {
     local_addr: SocketAddr,
     listener: TcpListener,
@@ -107,14 +113,13 @@ impl HttpServer {
         address: SocketAddr,
         cameras: Vec<Arc<Camera>>,
         limits: Limits,
-        stop: Arc<AtomicBool>,
     ) -> io::Result<HttpServer> {
         let listener = TcpListener::bind(address)?;
         let local_addr = listener.local_addr()?;
         let (hub, woken) = admission::Hub::new()?;
         let shared = Arc::new(Shared {
             cameras,
-            stop,
+            stop: Arc::new(AtomicBool::new(false)),
             started: Instant::now(),
             max_streams: limits.max_streams,
             read_only: limits.read_only,
@@ -144,26 +149,37 @@ impl HttpServer {
         self.local_addr
     }
 
-    /// Stops accepting, closes every connection and waits for the accept thread.
-    /// The stop flag must already be set.
+    /// Stops accepting, closes every connection and waits, within a bound, for the accept
+    /// thread and the threads of the requests being served.
     pub fn stop(&mut self) {
+        if self.shared.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
         // shutdown() on a listening socket wakes a blocked accept() on Linux.
         // SAFETY: the descriptor belongs to `self.listener`, which is alive.
         unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
         self.shared.hub.wake();
-        if let Some(thread) = self.accept_thread.take() {
-            let _ = thread.join();
-        }
+        threads::join_until(self.accept_thread.take(), Instant::now() + STOP_WAIT);
         self.shared.hub.clear();
         for connection in lock(&self.shared.open).values() {
             let _ = connection.shutdown(Shutdown::Both);
         }
+        let connections = &self.shared.connections;
+        threads::wait_until(Instant::now() + STOP_WAIT, || {
+            connections.load(Ordering::SeqCst) == 0
+        });
     }
 
     /// Requests being served now (streams and others); connections still sending a
     /// request, or idle between requests, are not counted.
     pub fn connection_count(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
