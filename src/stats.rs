@@ -1,4 +1,4 @@
-//! Counters and rates for `/stats.json` (and later NetworkTables): frames captured and
+//! Counters and rates for `/stats.json` and NetworkTables: frames captured and
 //! delivered, bytes per client, drops, encodes, capture-to-send latency.
 //!
 //! Every counter is written by one thread (the capture thread or one client's thread) and

@@ -230,7 +230,7 @@ impl Streamer {
         let port = self.local_addr().port();
         let hosts: Vec<String> = match self.local_addr().ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => {
-                let mut hosts: Vec<String> = crate::net::ipv4_addresses()
+                let mut hosts: Vec<String> = crate::host_addresses::ipv4_addresses()
                     .iter()
                     .map(|a| a.to_string())
                     .collect();
@@ -316,7 +316,7 @@ fn open_source(
             Box::new(source)
         }
         SourceSpec::V4l2(path) => {
-            let request = v4l2::Request {
+            let request = v4l2::CaptureRequest {
                 path: path.clone(),
                 width: config.width,
                 height: config.height,

@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
         "pacing",
         "jpeg",
         "memory",
-        "net",
+        "host_addresses",
         "stats",
         "networktables",
         // The blocking test client, on its way out of the library.

@@ -51,13 +51,14 @@ pub fn stream_head() -> String {
 /// client), or the server stops. The slot's sender (`sender.rs`) sends the frames; this
 /// thread sends the first one, and finishes parts the socket could not take at once.
 ///
-/// `senders` are the server's sender threads. `watch` is called with the client once it exists and returns a guard held while the
-/// stream lasts (the server watches the socket for hang-up with it).
+/// `senders` are the server's sender threads. `watch` is called with the client once it
+/// exists and returns a guard held while the stream lasts (the server watches the socket
+/// for hang-up with it).
 pub fn stream<G>(
     out: &mut TcpStream,
     camera: &Arc<Camera>,
     params: &StreamParams,
-    client: &Arc<StreamClientStats>,
+    client_stats: &Arc<StreamClientStats>,
     senders: &Arc<Senders>,
     stop: &AtomicBool,
     watch: impl FnOnce(&Arc<StreamClient>) -> G,
@@ -79,24 +80,24 @@ pub fn stream<G>(
     // From here on the sender writes without blocking; this thread waits with poll().
     out.set_nonblocking(true)?;
     let _viewer = slot.viewer();
-    let _registration = camera.stats.add_stream_client(Arc::clone(client));
+    let _registration = camera.stats.add_stream_client(Arc::clone(client_stats));
     let delivered = {
-        let (camera, client) = (Arc::clone(camera), Arc::clone(client));
+        let (camera, client_stats) = (Arc::clone(camera), Arc::clone(client_stats));
         move |frame: &Frame, bytes: usize| {
             let now = monotonic_us();
             camera
                 .stats
                 .latency
                 .record(now.saturating_sub(frame.captured_us));
-            client.frames.add(1);
-            client.bytes.add(bytes as u64);
+            client_stats.frames.add(1);
+            client_stats.bytes.add(bytes as u64);
             camera.stats.delivered.add(1);
             camera.stats.bytes_sent.add(bytes as u64);
         }
     };
     // A client on this machine (a vision program) does not cross the radio.
     let remote = !out.peer_addr().is_ok_and(|a| a.ip().is_loopback());
-    client.link.remote.store(remote, Ordering::Relaxed);
+    client_stats.link.remote.store(remote, Ordering::Relaxed);
     let me = Arc::new(StreamClient {
         socket: out.try_clone()?,
         // This thread sends first: the current frame if it is fresh.
@@ -107,7 +108,7 @@ pub fn stream<G>(
         )),
         wake: Condvar::new(),
         delivered: Box::new(delivered),
-        stats: Arc::clone(client),
+        stats: Arc::clone(client_stats),
     });
     let _watch = watch(&me);
     let _subscription = senders.subscribe(slot, &me)?;

@@ -360,9 +360,9 @@ fn respond(
     }
 }
 
-fn check_writable(shared: &Shared) -> Result<(), settings::Refusal> {
+fn check_writable(shared: &Shared) -> Result<(), settings::SettingsRequestError> {
     if shared.read_only {
-        return Err(settings::Refusal {
+        return Err(settings::SettingsRequestError {
             status: 403,
             reason: "settings are read-only on this robot (server.read_only in the config)".into(),
         });
@@ -385,7 +385,7 @@ impl SettingsAnswer {
 
 fn settings_response(
     camera: &Camera,
-    result: Result<(), settings::Refusal>,
+    result: Result<(), settings::SettingsRequestError>,
     peer: SocketAddr,
 ) -> SettingsAnswer {
     match result {
@@ -433,7 +433,7 @@ fn serve_stream(
             .write_to(stream, false, false);
     };
     let _place = PlaceGuard(shared, &place);
-    let client = Arc::new(StreamClientStats {
+    let client_stats = Arc::new(StreamClientStats {
         id,
         peer,
         path: if request.query.is_empty() {
@@ -446,15 +446,15 @@ fn serve_stream(
         bytes: RateCounter::default(),
         link: Default::default(),
     });
-    log::debug!("{peer}: streaming {} ({})", camera.name, client.path);
-    // Watched from before the stream's first byte: a client that reads the head and
+    log::debug!("{peer}: streaming {} ({})", camera.name, client_stats.path);
+    // Watched from before the stream's first byte: a client_stats that reads the head and
     // leaves frees its place at once.
     let watch = shared.hub.watch(stream, Arc::clone(&place));
     let result = mjpeg::stream(
         stream,
         camera,
         params,
-        &client,
+        &client_stats,
         &shared.senders,
         &shared.stop,
         |me| watch.attach(me),
@@ -463,7 +463,7 @@ fn serve_stream(
     log::debug!(
         "{peer}: stream of {} ended after {} frames: {}",
         camera.name,
-        client.frames.total(),
+        client_stats.frames.total(),
         match &result {
             Ok(()) => "server stopping".to_owned(),
             Err(e) => e.to_string(),

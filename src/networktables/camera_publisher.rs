@@ -4,7 +4,7 @@
 //! For every camera `<name>` it publishes, through the crate's own [`NtClient`]:
 //!
 //! - `/CameraPublisher/<name>/` as cscore's CameraServer writes it, so Shuffleboard and
-//!   Elastic list the camera: `source` (string, `cv:` for the software sources, later
+//!   Elastic list the camera: `source` (string, `cv:` for the software sources,
 //!   `usb:<path>` for V4L2), `description` (string), `connected` (boolean, follows
 //!   [`Camera::is_connected`]), `streams` (string[], see [`stream_urls`]), `mode` (string,
 //!   `"640x480 YUYV 30 fps"`) and `modes` (string[]). All are normal (timestamped) writes,
@@ -125,7 +125,7 @@ pub fn stream_urls(server: SocketAddr, path: &str, hosts: &Advertised) -> Vec<St
 pub enum Advertised {
     /// `[networktables] advertise`, as written.
     Configured(Vec<String>),
-    /// This machine's reachable addresses ([`crate::net::advertised_addresses`]), then
+    /// This machine's reachable addresses ([`crate::host_addresses::advertised_addresses`]), then
     /// `<hostname>.local`.
     Found(Vec<String>),
 }
@@ -136,22 +136,23 @@ impl Advertised {
         match configured {
             Some(hosts) => Advertised::Configured(hosts.to_vec()),
             None => Advertised::found(
-                &crate::net::interface_addresses(),
+                &crate::host_addresses::interface_addresses(),
                 robot_network,
-                crate::net::hostname().as_deref(),
+                crate::host_addresses::hostname().as_deref(),
             ),
         }
     }
 
     fn found(
-        addresses: &[crate::net::InterfaceAddress],
+        addresses: &[crate::host_addresses::InterfaceAddress],
         robot_network: Option<[u8; 3]>,
         hostname: Option<&str>,
     ) -> Advertised {
-        let mut hosts: Vec<String> = crate::net::advertised_addresses(addresses, robot_network)
-            .iter()
-            .map(Ipv4Addr::to_string)
-            .collect();
+        let mut hosts: Vec<String> =
+            crate::host_addresses::advertised_addresses(addresses, robot_network)
+                .iter()
+                .map(Ipv4Addr::to_string)
+                .collect();
         // The mDNS name is the short host name; last, as mDNS often fails on the field.
         if let Some(short) = hostname.and_then(|h| h.split('.').next()) {
             if !short.is_empty() {
@@ -259,7 +260,7 @@ impl Setting {
 
 /// Why a value written to a setting topic is not taken.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-enum Refusal {
+enum TopicWriteError {
     #[error("{0}")]
     Invalid(#[from] SettingError),
     #[error("a {0} value, not an int")]
@@ -267,13 +268,17 @@ enum Refusal {
 }
 
 /// Checks a value written to `setting` and applies it to `camera`.
-fn apply_setting(camera: &Camera, setting: Setting, value: &NtValue) -> Result<i64, Refusal> {
+fn apply_setting(
+    camera: &Camera,
+    setting: Setting,
+    value: &NtValue,
+) -> Result<i64, TopicWriteError> {
     match value {
         NtValue::Int(v) => {
             setting.set(camera, *v)?;
             Ok(*v)
         }
-        other => Err(Refusal::WrongType(other.nt_type())),
+        other => Err(TopicWriteError::WrongType(other.nt_type())),
     }
 }
 
@@ -967,13 +972,15 @@ mod tests {
     use crate::config::CameraConfig;
 
     fn found(addresses: &[(&str, [u8; 4])], hostname: Option<&str>) -> Advertised {
-        let addresses: Vec<crate::net::InterfaceAddress> = addresses
+        let addresses: Vec<crate::host_addresses::InterfaceAddress> = addresses
             .iter()
-            .map(|&(interface, address)| crate::net::InterfaceAddress {
-                interface: interface.to_owned(),
-                address: address.into(),
-                has_device: true,
-            })
+            .map(
+                |&(interface, address)| crate::host_addresses::InterfaceAddress {
+                    interface: interface.to_owned(),
+                    address: address.into(),
+                    has_device: true,
+                },
+            )
             .collect();
         Advertised::found(&addresses, Some([10, 12, 34]), hostname)
     }
