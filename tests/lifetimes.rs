@@ -37,6 +37,21 @@ fn config(server_port: u16, camera_extra: &str) -> Config {
     Config::parse(&text, Path::new("test.toml")).expect("test config is valid")
 }
 
+/// Starting with `config` fails for a port taken, and leaves `before` threads running.
+fn assert_bind_fails_without_leaking(config: &Config, before: usize, port: &str) {
+    let result = Streamer::start(config);
+    assert!(
+        matches!(result, Err(StartError::Bind { .. })),
+        "{:?}",
+        result.err()
+    );
+    assert_eq!(
+        settled_count(before),
+        before,
+        "threads left by a start whose {port} was taken"
+    );
+}
+
 #[test]
 fn no_thread_outlives_its_streamer() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -44,30 +59,10 @@ fn no_thread_outlives_its_streamer() {
     let before = thread_count();
 
     // The main server's port is taken: the capture thread started before it must stop.
-    let result = Streamer::start(&config(taken_port, ""));
-    assert!(
-        matches!(result, Err(StartError::Bind { .. })),
-        "{:?}",
-        result.err()
-    );
-    assert_eq!(
-        settled_count(before),
-        before,
-        "threads left by a start whose server port was taken"
-    );
-
+    assert_bind_fails_without_leaking(&config(taken_port, ""), before, "server port");
     // The camera's own port is taken: the capture thread and the main server must stop.
-    let result = Streamer::start(&config(0, &format!("port = {taken_port}\n")));
-    assert!(
-        matches!(result, Err(StartError::Bind { .. })),
-        "{:?}",
-        result.err()
-    );
-    assert_eq!(
-        settled_count(before),
-        before,
-        "threads left by a start whose camera port was taken"
-    );
+    let camera_port = format!("port = {taken_port}\n");
+    assert_bind_fails_without_leaking(&config(0, &camera_port), before, "camera port");
 
     // Dropped, not stopped, while a client streams (sender and client threads running).
     let streamer = Streamer::start(&config(0, "")).expect("streamer starts");

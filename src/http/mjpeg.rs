@@ -1,10 +1,11 @@
-//! The MJPEG stream writer: `multipart/x-mixed-replace` exactly as cscore writes it
-//! (boundary `boundarydonotcross`, CRLF, `Content-Length` and `X-Timestamp` in each part),
-//! with the boundary sent right after each frame so browsers show it at once.
+//! An MJPEG stream request: `multipart/x-mixed-replace` with cscore's response head
+//! (boundary `boundarydonotcross`), served from the camera's own frame slot or from the
+//! variant at the size and quality the client asks for.
 //!
-//! The slot's sender thread (`sender.rs`) offers each new frame to every client with a
-//! write that does not block; a client's own thread finishes what its socket could not
-//! take at once, then catches up with the newest frame: a slow client skips frames, it
+//! Each part (`part.rs`) is sent right after its frame, boundary included, so browsers show
+//! it at once. The slot's sender thread (`sender.rs`) offers each new frame to every client
+//! with a write that does not block; a client's own thread finishes what its socket could
+//! not take at once, then catches up with the newest frame: a slow client skips frames, it
 //! never queues them. Each part goes out in one `writev` from the shared frame buffer: no
 //! per-client copy of the JPEG in the program.
 //!
