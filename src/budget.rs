@@ -28,6 +28,7 @@ use serde::Serialize;
 
 use crate::camera::Camera;
 use crate::config::CameraConfig;
+use crate::lock::lock;
 use crate::stats::round2;
 
 /// How often the governor looks.
@@ -331,12 +332,6 @@ fn tick(budget_bps: f64, cameras: &[Arc<Camera>], now: Instant) {
         };
         step(governor, sight, now);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

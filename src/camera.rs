@@ -11,11 +11,12 @@ use crate::budget::Governor;
 use crate::config::CameraConfig;
 use crate::controls::{CameraControls, ControlError, ControlValue};
 use crate::frame_slot::FrameSlot;
+use crate::lock::lock;
 use crate::saved_settings::{ConfigValues, Origin, StateFile};
 use crate::settings::{self, ChangeFeed, Changed, LiveSettings, OutOfRange, Spec, Writer};
 use crate::source::Mode;
 use crate::stats::CameraStats;
-use crate::variants::Variants;
+use crate::variants::{VariantSource, Variants};
 
 pub struct Camera {
     pub name: String,
@@ -345,10 +346,26 @@ fn whole_number(key: &str, value: &ControlValue) -> Result<i64, ChangeError> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
+impl VariantSource for Camera {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn slot(&self) -> &Arc<FrameSlot> {
+        &self.slot
+    }
+
+    fn size_and_fps(&self) -> (u32, u32, u32) {
+        let mode = self.mode();
+        (mode.width, mode.height, mode.fps)
+    }
+
+    fn quality(&self) -> u8 {
+        self.settings.quality()
+    }
+
+    fn variants(&self) -> &Variants {
+        &self.variants
     }
 }
 

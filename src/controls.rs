@@ -280,10 +280,7 @@ struct State {
 
 impl CameraControls {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        match self.state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock::lock(&self.state)
     }
 
     /// The camera's controls with their current values (as last known while it is away).

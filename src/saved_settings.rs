@@ -520,10 +520,7 @@ impl StateFile {
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
-        match self.shared.lock() {
-            Ok(shared) => shared,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock::lock(&self.shared)
     }
 
     /// The saved values of `camera`.

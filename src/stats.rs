@@ -1,4 +1,4 @@
-//! Counters and rates for `/stats.json` (and later NetworkTables): frames captured and
+//! Counters and rates for `/stats.json` and NetworkTables: frames captured and
 //! delivered, bytes per client, drops, encodes, capture-to-send latency.
 //!
 //! Every counter is written by one thread (the capture thread or one client's thread) and
@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::lock::lock;
 
 /// Length of the window a rate is measured over.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
@@ -60,10 +62,7 @@ impl RateCounter {
 
     /// Events per second over the last window; decays to 0 when events stop.
     pub fn rate(&self) -> f64 {
-        let window = match self.window.lock() {
-            Ok(w) => w,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let window = lock(&self.window);
         let elapsed = window.started.elapsed();
         if elapsed < 2 * RATE_WINDOW {
             window.rate
@@ -91,10 +90,7 @@ pub struct LatencySummary {
 
 impl LatencyWindow {
     pub fn record(&self, micros: u64) {
-        let mut samples = match self.samples.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut samples = lock(&self.samples);
         if samples.len() == LATENCY_SAMPLES {
             samples.pop_front();
         }
@@ -102,10 +98,7 @@ impl LatencyWindow {
     }
 
     pub fn summary(&self) -> LatencySummary {
-        let mut sorted: Vec<u32> = match self.samples.lock() {
-            Ok(s) => s.iter().copied().collect(),
-            Err(poisoned) => poisoned.into_inner().iter().copied().collect(),
-        };
+        let mut sorted: Vec<u32> = lock(&self.samples).iter().copied().collect();
         if sorted.is_empty() {
             return LatencySummary::default();
         }
@@ -121,7 +114,7 @@ impl LatencyWindow {
 }
 
 /// One connected streaming client.
-pub struct ClientStats {
+pub struct StreamClientStats {
     pub id: u64,
     pub peer: SocketAddr,
     pub path: String,
@@ -129,13 +122,13 @@ pub struct ClientStats {
     pub frames: RateCounter,
     pub bytes: RateCounter,
     /// What the stream's sender knows of the client's link (remote clients only).
-    pub link: ClientLink,
+    pub link: StreamLinkStats,
 }
 
 /// A remote client's link as its sender sees it (`http/link.rs`): written by whichever
 /// thread sends to the client, read by `/stats.json` and the budget's governor.
 #[derive(Default)]
-pub struct ClientLink {
+pub struct StreamLinkStats {
     /// The client crosses a network (not loopback): the in-flight limit and the budget
     /// apply to it.
     pub remote: std::sync::atomic::AtomicBool,
@@ -161,7 +154,7 @@ pub struct LinkReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ClientReport {
+pub struct StreamClientReport {
     pub id: u64,
     pub peer: String,
     pub path: String,
@@ -174,9 +167,9 @@ pub struct ClientReport {
     pub link: Option<LinkReport>,
 }
 
-impl ClientStats {
-    pub fn report(&self) -> ClientReport {
-        ClientReport {
+impl StreamClientStats {
+    pub fn report(&self) -> StreamClientReport {
+        StreamClientReport {
             id: self.id,
             peer: self.peer.to_string(),
             path: self.path.clone(),
@@ -190,7 +183,7 @@ impl ClientStats {
     }
 }
 
-impl ClientLink {
+impl StreamLinkStats {
     pub fn is_remote(&self) -> bool {
         self.remote.load(Ordering::Relaxed)
     }
@@ -230,12 +223,15 @@ pub struct CameraStats {
     pub delivered: RateCounter,
     pub bytes_sent: RateCounter,
     pub latency: LatencyWindow,
-    clients: Mutex<Vec<Arc<ClientStats>>>,
+    clients: Mutex<Vec<Arc<StreamClientStats>>>,
 }
 
 impl CameraStats {
     /// Registers a client until the returned guard is dropped.
-    pub fn add_client(self: &Arc<Self>, client: Arc<ClientStats>) -> ClientRegistration {
+    pub fn add_stream_client(
+        self: &Arc<Self>,
+        client: Arc<StreamClientStats>,
+    ) -> ClientRegistration {
         self.lock_clients().push(Arc::clone(&client));
         ClientRegistration {
             stats: Arc::clone(self),
@@ -248,19 +244,16 @@ impl CameraStats {
     }
 
     /// The clients connected now.
-    pub fn clients(&self) -> Vec<Arc<ClientStats>> {
+    pub fn clients(&self) -> Vec<Arc<StreamClientStats>> {
         self.lock_clients().clone()
     }
 
-    pub fn client_reports(&self) -> Vec<ClientReport> {
+    pub fn stream_client_reports(&self) -> Vec<StreamClientReport> {
         self.lock_clients().iter().map(|c| c.report()).collect()
     }
 
-    fn lock_clients(&self) -> std::sync::MutexGuard<'_, Vec<Arc<ClientStats>>> {
-        match self.clients.lock() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+    fn lock_clients(&self) -> std::sync::MutexGuard<'_, Vec<Arc<StreamClientStats>>> {
+        lock(&self.clients)
     }
 }
 
@@ -317,16 +310,16 @@ mod tests {
     #[test]
     fn clients_leave_the_list_when_their_registration_drops() {
         let stats = Arc::new(CameraStats::default());
-        let client = Arc::new(ClientStats {
+        let client = Arc::new(StreamClientStats {
             id: 7,
             peer: "127.0.0.1:9".parse().expect("addr"),
             path: "/cam.mjpg".into(),
             connected_at: Instant::now(),
             frames: RateCounter::default(),
             bytes: RateCounter::default(),
-            link: ClientLink::default(),
+            link: StreamLinkStats::default(),
         });
-        let registration = stats.add_client(client);
+        let registration = stats.add_stream_client(client);
         assert_eq!(stats.client_count(), 1);
         drop(registration);
         assert_eq!(stats.client_count(), 0);

@@ -1,6 +1,10 @@
 //! The streamer: builds a camera, a source and a capture thread for each configured camera,
 //! starts the HTTP server over them, and stops it all. The binary is a thin shell around
 //! it; tests, benchmarks and vision programs drive it the same way.
+//!
+//! Everything started is held by one [`Running`], which stops it all in order when dropped:
+//! a start that fails half-way leaves no thread behind, and neither does a `Streamer`
+//! dropped without [`Streamer::stop`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -20,6 +24,10 @@ use crate::source::pushed::{PushedStream, pushed_stream};
 use crate::source::test_pattern::TestPattern;
 use crate::source::v4l2::{self, V4l2Source};
 use crate::source::{FrameSource, SourceError};
+use crate::threads;
+
+/// How long stopping waits for the capture and budget threads.
+const STOP_WAIT: Duration = Duration::from_millis(900);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -39,11 +47,20 @@ pub enum StartError {
 }
 
 pub struct Streamer {
-    cameras: Vec<Arc<Camera>>,
+    running: Running,
     pushed: HashMap<String, PushedStream>,
+    /// The main server's address (with the real port when 0 was asked for).
+    http_addr: SocketAddr,
+}
+
+/// What start-up has started so far. Dropping it stops it all (NetworkTables first, then
+/// capture and HTTP, the last settings write, then the threads are joined for a while).
+#[derive(Default)]
+struct Running {
+    cameras: Vec<Arc<Camera>>,
     stop: Arc<AtomicBool>,
     capture_threads: Vec<JoinHandle<()>>,
-    http: HttpServer,
+    http: Option<HttpServer>,
     /// Servers of cameras with a port of their own, by camera name.
     camera_servers: Vec<(String, HttpServer)>,
     networktables: Option<CameraPublisher>,
@@ -51,6 +68,27 @@ pub struct Streamer {
     settings_writer: Option<saved_settings::Writer>,
     /// The bandwidth budget's governor thread (`budget.rs`), unless `max_mbit = 0`.
     budget: Option<JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // First, so nothing about cameras being torn down reaches NetworkTables.
+        drop(self.networktables.take());
+        self.stop.store(true, Ordering::SeqCst);
+        for camera in &self.cameras {
+            camera.slot.close();
+        }
+        drop(self.http.take());
+        self.camera_servers.clear();
+        // After HTTP and NetworkTables: the last change made is written too.
+        if let Some(writer) = self.settings_writer.take() {
+            writer.stop();
+        }
+        if let Some(budget) = self.budget.take() {
+            self.capture_threads.push(budget);
+        }
+        join_for_a_while(&mut self.capture_threads);
+    }
 }
 
 impl Streamer {
@@ -61,78 +99,74 @@ impl Streamer {
 
     /// [`Streamer::start`], giving up as soon as `interrupted` is set (SIGTERM during
     /// start-up): what was started is stopped and [`StartError::Interrupted`] returned.
+    /// A step that fails (a port taken, a camera that cannot work) stops what the steps
+    /// before it started, as the interruption does.
     pub fn start_unless(config: &Config, interrupted: &AtomicBool) -> Result<Streamer, StartError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut cameras: Vec<Arc<Camera>> = Vec::new();
+        let mut running = Running::default();
         let mut pushed = HashMap::new();
-        let mut capture_threads = Vec::new();
         let state_file = open_state_file(config);
-        let give_up = |cameras: &[Arc<Camera>], threads: &mut Vec<JoinHandle<()>>| {
-            stop.store(true, Ordering::SeqCst);
-            for camera in cameras {
-                camera.slot.close();
-            }
-            join_for_a_while(threads);
-            StartError::Interrupted
-        };
         for camera_config in &config.cameras {
             if interrupted.load(Ordering::SeqCst) {
-                return Err(give_up(&cameras, &mut capture_threads));
+                return Err(StartError::Interrupted);
             }
             let camera = Arc::new(Camera::new(camera_config));
             if let Some(file) = &state_file {
                 saved_settings::restore_camera(file, &camera, camera_config);
             }
             let (source, connected) = open_source(camera_config, &camera, &mut pushed)?;
-            let thread = capture::spawn(Arc::clone(&camera), source, connected, Arc::clone(&stop))
-                .map_err(StartError::Thread)?;
-            capture_threads.push(thread);
-            cameras.push(camera);
+            let thread = capture::spawn(
+                Arc::clone(&camera),
+                source,
+                connected,
+                Arc::clone(&running.stop),
+            )
+            .map_err(StartError::Thread)?;
+            running.capture_threads.push(thread);
+            running.cameras.push(camera);
         }
         if interrupted.load(Ordering::SeqCst) {
-            return Err(give_up(&cameras, &mut capture_threads));
+            return Err(StartError::Interrupted);
         }
-        let settings_writer = match &state_file {
-            Some(file) => Some(file.start_writer().map_err(StartError::Thread)?),
-            None => None,
-        };
+        if let Some(file) = &state_file {
+            running.settings_writer = Some(file.start_writer().map_err(StartError::Thread)?);
+        }
         let address = SocketAddr::new(config.server.bind, config.server.port);
         let limits = Limits {
             max_streams: config.server.max_clients,
             read_only: config.server.read_only,
             post_to_any_path: config.server.post_to_any_path,
         };
-        let http = HttpServer::start(address, cameras.clone(), limits, Arc::clone(&stop))
+        let http = HttpServer::start(address, running.cameras.clone(), limits)
             .map_err(|source| StartError::Bind { address, source })?;
-        let mut camera_servers = Vec::new();
-        for (camera, camera_config) in cameras.iter().zip(&config.cameras) {
+        let http_addr = http.local_addr();
+        running.http = Some(http);
+        for (camera, camera_config) in running.cameras.iter().zip(&config.cameras) {
             if let Some(port) = camera_config.port {
                 let address = SocketAddr::new(config.server.bind, port);
-                let server =
-                    HttpServer::start(address, vec![Arc::clone(camera)], limits, Arc::clone(&stop))
-                        .map_err(|source| StartError::Bind { address, source })?;
-                camera_servers.push((camera.name.clone(), server));
+                let server = HttpServer::start(address, vec![Arc::clone(camera)], limits)
+                    .map_err(|source| StartError::Bind { address, source })?;
+                running.camera_servers.push((camera.name.clone(), server));
             }
         }
-        let budget =
-            crate::budget::spawn(config.server.max_mbit, cameras.clone(), Arc::clone(&stop))
-                .map_err(StartError::Thread)?;
-        let networktables = match &config.networktables {
+        running.budget = crate::budget::spawn(
+            config.server.max_mbit,
+            running.cameras.clone(),
+            Arc::clone(&running.stop),
+        )
+        .map_err(StartError::Thread)?;
+        running.networktables = match &config.networktables {
             Some(nt) if nt.enabled => {
-                let nt_cameras = cameras
+                let nt_cameras = running
+                    .cameras
                     .iter()
                     .zip(&config.cameras)
                     .map(|(camera, camera_config)| {
-                        let own = camera_servers
+                        let own = running
+                            .camera_servers
                             .iter()
                             .find(|(name, _)| *name == camera.name)
                             .map(|(_, server)| server.local_addr());
-                        NtCamera::new(
-                            Arc::clone(camera),
-                            &camera_config.source,
-                            http.local_addr(),
-                            own,
-                        )
+                        NtCamera::new(Arc::clone(camera), &camera_config.source, http_addr, own)
                     })
                     .collect();
                 Some(CameraPublisher::start(nt, nt_cameras).map_err(StartError::NetworkTables)?)
@@ -147,38 +181,34 @@ impl Streamer {
             }
         };
         Ok(Streamer {
-            budget,
-            cameras,
+            running,
             pushed,
-            stop,
-            capture_threads,
-            http,
-            camera_servers,
-            networktables,
-            settings_writer,
+            http_addr,
         })
     }
 
     /// The address the server listens on (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
-        self.http.local_addr()
+        self.http_addr
     }
 
     /// The address of the server of a camera that has a port of its own.
     pub fn camera_addr(&self, name: &str) -> Option<SocketAddr> {
-        self.camera_servers
+        self.running
+            .camera_servers
             .iter()
             .find(|(camera, _)| camera == name)
             .map(|(_, server)| server.local_addr())
     }
 
     pub fn cameras(&self) -> &[Arc<Camera>] {
-        &self.cameras
+        &self.running.cameras
     }
 
     /// Each camera's capture-loop count, in camera order (the systemd watchdog's input).
     pub fn heartbeats(&self) -> Vec<u64> {
-        self.cameras
+        self.running
+            .cameras
             .iter()
             .map(|camera| camera.heartbeat())
             .collect()
@@ -191,7 +221,7 @@ impl Streamer {
 
     /// The NetworkTables publisher, when `[networktables]` turned it on.
     pub fn networktables(&self) -> Option<&CameraPublisher> {
-        self.networktables.as_ref()
+        self.running.networktables.as_ref()
     }
 
     /// The URLs a user can open: the page, and each camera's stream on every address of the
@@ -200,7 +230,7 @@ impl Streamer {
         let port = self.local_addr().port();
         let hosts: Vec<String> = match self.local_addr().ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => {
-                let mut hosts: Vec<String> = crate::net::ipv4_addresses()
+                let mut hosts: Vec<String> = crate::host_addresses::ipv4_addresses()
                     .iter()
                     .map(|a| a.to_string())
                     .collect();
@@ -213,7 +243,7 @@ impl Streamer {
             .iter()
             .map(|h| format!("http://{h}:{port}/"))
             .collect();
-        for camera in &self.cameras {
+        for camera in &self.running.cameras {
             for host in &hosts {
                 urls.push(format!("http://{host}:{port}/{}.mjpg", camera.name));
             }
@@ -223,39 +253,18 @@ impl Streamer {
     }
 
     /// Stops capture, closes every client and waits (up to about a second) for the threads.
-    pub fn stop(mut self) {
-        // First, so nothing about cameras being torn down reaches NetworkTables.
-        drop(self.networktables.take());
-        self.stop.store(true, Ordering::SeqCst);
-        for camera in &self.cameras {
-            camera.slot.close();
-        }
-        self.http.stop();
-        for (_, server) in &mut self.camera_servers {
-            server.stop();
-        }
-        // After HTTP and NetworkTables: the last change made is written too.
-        if let Some(writer) = self.settings_writer.take() {
-            writer.stop();
-        }
-        if let Some(budget) = self.budget.take() {
-            self.capture_threads.push(budget);
-        }
-        join_for_a_while(&mut self.capture_threads);
+    /// Dropping the streamer does the same.
+    pub fn stop(self) {
+        drop(self);
     }
 }
 
 /// Joins the capture threads (and the budget thread) that end within about a second (a
 /// thread stuck in a driver call is left behind rather than waited for).
 fn join_for_a_while(threads: &mut Vec<JoinHandle<()>>) {
-    let deadline = Instant::now() + Duration::from_millis(900);
-    for thread in threads.drain(..) {
-        while !thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if thread.is_finished() {
-            let _ = thread.join();
-        }
+    let left_behind = threads::join_until(threads.drain(..), Instant::now() + STOP_WAIT);
+    if left_behind > 0 {
+        log::debug!("{left_behind} thread(s) did not stop in time (stuck in a driver call?)");
     }
 }
 
@@ -307,7 +316,7 @@ fn open_source(
             Box::new(source)
         }
         SourceSpec::V4l2(path) => {
-            let request = v4l2::Request {
+            let request = v4l2::CaptureRequest {
                 path: path.clone(),
                 width: config.width,
                 height: config.height,

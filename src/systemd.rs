@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::Streamer;
+use crate::streamer::Streamer;
 
 /// The service manager's notification socket, from `NOTIFY_SOCKET`.
 pub struct Notifier {

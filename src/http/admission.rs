@@ -24,7 +24,7 @@
 //! tens of microseconds against a request's milliseconds.
 
 use std::io::{self, ErrorKind, Read};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 
 use super::request::{self, MAX_REQUEST_BYTES, Request, parse_request};
 use super::response::Response;
-use super::sender::{Client, Job};
-use super::{Shared, StreamPlace, lock};
+use super::sender::StreamClient;
+use super::{Shared, StreamPlace};
+use crate::lock::lock;
 
 /// Connections that have not finished a request (or idle between kept-alive requests).
 pub const MAX_PENDING: usize = 256;
@@ -66,7 +67,7 @@ struct Watch {
     id: u64,
     fd: RawFd,
     /// The stream's client, once its stream has started.
-    client: Option<Weak<Client>>,
+    client: Option<Weak<StreamClient>>,
     place: Arc<StreamPlace>,
 }
 
@@ -138,13 +139,13 @@ pub struct WatchGuard<'a> {
 impl WatchGuard<'_> {
     /// The stream's client now exists: a hang-up ends it. If the client hung up already,
     /// it ends now.
-    pub fn attach(&self, client: &Arc<Client>) {
+    pub fn attach(&self, client: &Arc<StreamClient>) {
         let mut watches = lock(&self.hub.watches);
         match watches.iter_mut().find(|w| w.id == self.id) {
             Some(watch) => watch.client = Some(Arc::downgrade(client)),
             None => {
                 drop(watches);
-                hang_up(client);
+                client.hang_up();
             }
         }
     }
@@ -154,18 +155,6 @@ impl Drop for WatchGuard<'_> {
     fn drop(&mut self) {
         lock(&self.hub.watches).retain(|w| w.id != self.id);
     }
-}
-
-/// Ends the stream of a client that hung up: its socket is shut down (a write in progress
-/// fails) and its thread is handed the failure (a thread waiting for work wakes).
-fn hang_up(client: &Client) {
-    let _ = client.socket.shutdown(Shutdown::Both);
-    let mut state = client.lock();
-    state.job = Some(Job::Fail(io::Error::new(
-        ErrorKind::ConnectionAborted,
-        "client hung up",
-    )));
-    client.wake.notify_one();
 }
 
 /// Ends every watched stream whose client has hung up (closed its end, or reset), waiting
@@ -194,7 +183,7 @@ pub(super) fn end_hung_up_streams(shared: &Shared, timeout_ms: libc::c_int) {
         if gone {
             shared.release_place(&watch.place);
             match watch.client.as_ref().and_then(Weak::upgrade) {
-                Some(client) => hang_up(&client),
+                Some(client) => client.hang_up(),
                 // Not streaming yet: its first write fails.
                 // SAFETY: the descriptor is open while its watch exists (held locked).
                 None => unsafe {

@@ -18,7 +18,7 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
-use crate::stats::ClientLink;
+use crate::stats::StreamLinkStats;
 
 /// The link is clear when at most this much is in flight, or what the link moves in
 /// [`CLEAR_US`] if that is more: the next part then follows with no gap on the wire.
@@ -98,7 +98,7 @@ const MIN_SAMPLE_BYTES: u64 = 4_000;
 impl Link {
     /// Takes a look at the socket; whether a new part may go now. A socket that cannot be
     /// asked is clear (the write will report what is wrong with it).
-    pub fn clear(&mut self, socket: &TcpStream, now_us: u64, report: &ClientLink) -> bool {
+    pub fn clear(&mut self, socket: &TcpStream, now_us: u64, report: &StreamLinkStats) -> bool {
         let Ok(queue) = query(socket) else {
             return true;
         };

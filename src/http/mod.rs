@@ -18,6 +18,7 @@ pub mod admission;
 pub mod link;
 pub mod mjpeg;
 pub mod pages;
+pub mod part;
 pub mod request;
 pub mod response;
 pub mod routes;
@@ -35,7 +36,9 @@ use std::time::{Duration, Instant};
 
 use crate::camera::Camera;
 use crate::frame::monotonic_us;
-use crate::stats::{ClientStats, RateCounter};
+use crate::lock::lock;
+use crate::stats::{RateCounter, StreamClientStats};
+use crate::threads;
 use request::Request;
 use response::Response;
 use routes::{Route, RouteError};
@@ -69,6 +72,8 @@ struct Shared {
     open: Mutex<HashMap<u64, TcpStream>>,
     /// Connections between requests, and stream sockets watched for hang-up.
     hub: admission::Hub,
+    /// The sender thread of each frame slot this server's streams watch.
+    senders: Arc<sender::Senders>,
 }
 
 impl Shared {
@@ -89,7 +94,12 @@ pub struct Limits {
     pub post_to_any_path: bool,
 }
 
-/// A running server. Dropping it does not stop it; call [`HttpServer::stop`].
+/// How long stopping waits for the accept thread and then for the requests being served
+/// (their sockets shut down, each ends within its 500 ms wake-up): a thread stuck past it
+/// is left behind rather than waited for.
+const STOP_WAIT: Duration = Duration::from_secs(1);
+
+/// A running server. Dropping it stops it, as [`HttpServer::stop`] does.
 pub struct HttpServer {
     local_addr: SocketAddr,
     listener: TcpListener,
@@ -103,14 +113,13 @@ impl HttpServer {
         address: SocketAddr,
         cameras: Vec<Arc<Camera>>,
         limits: Limits,
-        stop: Arc<AtomicBool>,
     ) -> io::Result<HttpServer> {
         let listener = TcpListener::bind(address)?;
         let local_addr = listener.local_addr()?;
         let (hub, woken) = admission::Hub::new()?;
         let shared = Arc::new(Shared {
             cameras,
-            stop,
+            stop: Arc::new(AtomicBool::new(false)),
             started: Instant::now(),
             max_streams: limits.max_streams,
             read_only: limits.read_only,
@@ -120,6 +129,7 @@ impl HttpServer {
             next_client_id: AtomicU64::new(1),
             open: Mutex::new(HashMap::new()),
             hub,
+            senders: Arc::default(),
         });
         let accept_listener = listener.try_clone()?;
         accept_listener.set_nonblocking(true)?;
@@ -139,20 +149,25 @@ impl HttpServer {
         self.local_addr
     }
 
-    /// Stops accepting, closes every connection and waits for the accept thread.
-    /// The stop flag must already be set.
+    /// Stops accepting, closes every connection and waits, within a bound, for the accept
+    /// thread and the threads of the requests being served.
     pub fn stop(&mut self) {
+        if self.shared.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
         // shutdown() on a listening socket wakes a blocked accept() on Linux.
         // SAFETY: the descriptor belongs to `self.listener`, which is alive.
         unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
         self.shared.hub.wake();
-        if let Some(thread) = self.accept_thread.take() {
-            let _ = thread.join();
-        }
+        threads::join_until(self.accept_thread.take(), Instant::now() + STOP_WAIT);
         self.shared.hub.clear();
         for connection in lock(&self.shared.open).values() {
             let _ = connection.shutdown(Shutdown::Both);
         }
+        let connections = &self.shared.connections;
+        threads::wait_until(Instant::now() + STOP_WAIT, || {
+            connections.load(Ordering::SeqCst) == 0
+        });
     }
 
     /// Requests being served now (streams and others); connections still sending a
@@ -162,10 +177,9 @@ impl HttpServer {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -346,9 +360,9 @@ fn respond(
     }
 }
 
-fn check_writable(shared: &Shared) -> Result<(), settings::Refusal> {
+fn check_writable(shared: &Shared) -> Result<(), settings::SettingsRequestError> {
     if shared.read_only {
-        return Err(settings::Refusal {
+        return Err(settings::SettingsRequestError {
             status: 403,
             reason: "settings are read-only on this robot (server.read_only in the config)".into(),
         });
@@ -371,7 +385,7 @@ impl SettingsAnswer {
 
 fn settings_response(
     camera: &Camera,
-    result: Result<(), settings::Refusal>,
+    result: Result<(), settings::SettingsRequestError>,
     peer: SocketAddr,
 ) -> SettingsAnswer {
     match result {
@@ -419,7 +433,7 @@ fn serve_stream(
             .write_to(stream, false, false);
     };
     let _place = PlaceGuard(shared, &place);
-    let client = Arc::new(ClientStats {
+    let client_stats = Arc::new(StreamClientStats {
         id,
         peer,
         path: if request.query.is_empty() {
@@ -432,18 +446,24 @@ fn serve_stream(
         bytes: RateCounter::default(),
         link: Default::default(),
     });
-    log::debug!("{peer}: streaming {} ({})", camera.name, client.path);
-    // Watched from before the stream's first byte: a client that reads the head and
+    log::debug!("{peer}: streaming {} ({})", camera.name, client_stats.path);
+    // Watched from before the stream's first byte: a client_stats that reads the head and
     // leaves frees its place at once.
     let watch = shared.hub.watch(stream, Arc::clone(&place));
-    let result = mjpeg::stream(stream, camera, params, &client, &shared.stop, |me| {
-        watch.attach(me)
-    });
+    let result = mjpeg::stream(
+        stream,
+        camera,
+        params,
+        &client_stats,
+        &shared.senders,
+        &shared.stop,
+        |me| watch.attach(me),
+    );
     drop(watch);
     log::debug!(
         "{peer}: stream of {} ended after {} frames: {}",
         camera.name,
-        client.frames.total(),
+        client_stats.frames.total(),
         match &result {
             Ok(()) => "server stopping".to_owned(),
             Err(e) => e.to_string(),

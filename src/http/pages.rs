@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::camera::Camera;
-use crate::stats::{ClientReport, LatencySummary, round2};
+use crate::stats::{LatencySummary, StreamClientReport, round2};
 
 const SHELL: &str = include_str!("assets/index.html");
 const STYLE: &str = include_str!("assets/style.css");
@@ -135,7 +135,7 @@ struct CameraReport {
     clients: usize,
     frames: FrameCounts,
     latency: LatencySummary,
-    client_list: Vec<ClientReport>,
+    client_list: Vec<StreamClientReport>,
     /// Other sizes and qualities being watched, each encoded once per frame.
     variants: Vec<crate::variants::VariantReport>,
     /// The bandwidth budget's choice for this camera, and why.
@@ -209,7 +209,7 @@ fn camera_report(camera: &Camera) -> CameraReport {
             variant_encodes: camera.variants.encodes.load(Ordering::Relaxed),
         },
         latency: stats.latency.summary(),
-        client_list: stats.client_reports(),
+        client_list: stats.stream_client_reports(),
         variants: camera.variants.report(),
         governor: camera
             .governor

@@ -15,6 +15,9 @@
 //! (`link.rs`): a frame that comes while the link is still busy is skipped, and the
 //! client's own thread waits for the link to clear and sends the newest frame then.
 //!
+//! The hand-off is all here: the sender sets a client `busy` with a [`Job`], the client's
+//! own thread ([`StreamClient::serve`]) does the job, catches up and clears `busy`.
+//!
 //! No stream goes quiet: cscore's `HttpCamera` (Shuffleboard's reader) drops a stream that
 //! brings no frame for a second, so a client that has had no part for [`KEEP_ALIVE_US`]
 //! (its `fps=1`, a camera at 1 fps or a long exposure) gets its last frame again. The
@@ -22,17 +25,19 @@
 
 use std::io;
 use std::net::TcpStream;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use super::link::Link;
-use super::lock;
-use super::mjpeg::Part;
+use super::part::Part;
+use super::response::WRITE_DEADLINE;
 use crate::frame::{Frame, monotonic_us};
 use crate::frame_slot::FrameSlot;
+use crate::lock::lock;
 use crate::pacing::Pacer;
-use crate::stats::ClientStats;
+use crate::stats::StreamClientStats;
 
 /// How long the sender sleeps without a new frame before it looks again for clients that
 /// are due a part again, or whether it still has clients.
@@ -41,6 +46,8 @@ const TICK: Duration = Duration::from_millis(100);
 /// no gap between parts is much over half a second.
 pub const KEEP_ALIVE_US: u64 = 400_000;
 const SENDER_STACK_BYTES: usize = 256 * 1024;
+/// How long a client's own thread sleeps before it looks at the stop flag again.
+const CLIENT_WAKE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Work the sender hands to a client's own thread.
 pub enum Job {
@@ -53,16 +60,17 @@ pub enum Job {
     Fail(io::Error),
 }
 
-pub struct ClientState {
+/// What the sender and a client's own thread share about the client's stream.
+pub struct DeliveryState {
     /// The client's thread is sending (a handed-over frame, or catching up): the sender
     /// leaves the client alone.
-    pub busy: bool,
+    busy: bool,
     /// The last frame sent or skipped.
     pub last_seq: u64,
     pub pacer: Pacer,
     /// The client's `fps=`.
     pub fps: Option<u32>,
-    pub job: Option<Job>,
+    job: Option<Job>,
     /// The frame of the last part this client was sent, to send again when it would
     /// otherwise go quiet.
     pub last_sent: Option<Arc<Frame>>,
@@ -85,10 +93,10 @@ pub enum Next {
     Wait,
 }
 
-impl ClientState {
+impl DeliveryState {
     /// A new client, whose own thread sends first: frames after `last_seq` are new to it.
-    pub fn new(last_seq: u64, fps: Option<u32>, remote: bool) -> ClientState {
-        ClientState {
+    pub fn new(last_seq: u64, fps: Option<u32>, remote: bool) -> DeliveryState {
+        DeliveryState {
             link: remote.then(Link::default),
             busy: true,
             last_seq,
@@ -106,7 +114,7 @@ impl ClientState {
     /// [`KEEP_ALIVE_US`]; for a remote client, only when its link is clear (the frame is
     /// then not marked as seen: the newest one goes when the link clears). Records the
     /// frame as the last part.
-    pub fn next_part(&mut self, newest: &Arc<Frame>, now_us: u64, client: &Client) -> Next {
+    fn next_part(&mut self, newest: &Arc<Frame>, now_us: u64, client: &StreamClient) -> Next {
         let keep_alive =
             now_us.saturating_sub(self.last_part_us) >= KEEP_ALIVE_US && newest.seq > 0;
         if newest.seq <= self.last_seq && !keep_alive {
@@ -141,7 +149,7 @@ impl ClientState {
     }
 
     /// Counts a new frame held back by a busy link, once per frame.
-    fn held_back_seq(&mut self, seq: u64, client: &Client) {
+    fn held_back_seq(&mut self, seq: u64, client: &StreamClient) {
         if self.held_seq != seq {
             self.held_seq = seq;
             client.stats.link.held_back.fetch_add(1, Relaxed);
@@ -150,7 +158,7 @@ impl ClientState {
 
     /// Whether `frame` is one to send: newer than the last, and due at the client's rate.
     /// Marks it as seen either way.
-    pub fn wants(&mut self, frame: &Frame) -> bool {
+    fn wants(&mut self, frame: &Frame) -> bool {
         if frame.seq <= self.last_seq {
             return false;
         }
@@ -163,19 +171,19 @@ impl ClientState {
 /// Counts a delivered frame and its bytes: called by whichever thread finished the part.
 pub type Delivered = Box<dyn Fn(&Frame, usize) + Send + Sync>;
 
-/// One stream client, as its sender and its own thread share it.
-pub struct Client {
+/// One HTTP stream client, as its sender and its own thread share it.
+pub struct StreamClient {
     /// The connection's socket (a second handle to it), non-blocking.
     pub socket: TcpStream,
-    pub state: Mutex<ClientState>,
+    pub state: Mutex<DeliveryState>,
     pub wake: Condvar,
     pub delivered: Delivered,
     /// The client's statistics, where its link figures are shown.
-    pub stats: Arc<ClientStats>,
+    pub stats: Arc<StreamClientStats>,
 }
 
-impl Client {
-    pub fn lock(&self) -> MutexGuard<'_, ClientState> {
+impl StreamClient {
+    pub fn lock(&self) -> MutexGuard<'_, DeliveryState> {
         lock(&self.state)
     }
 
@@ -219,21 +227,115 @@ impl Client {
             }
         }
     }
+
+    /// The client's own thread: sends the first frame, then does each job the sender
+    /// hands over (the rest of a part, a wait for the link), until the stream fails, the
+    /// slot closes or `stop` is set.
+    pub fn serve(&self, slot: &FrameSlot, stop: &AtomicBool) -> io::Result<()> {
+        self.catch_up(slot)?;
+        loop {
+            if stop.load(Relaxed) {
+                return Ok(());
+            }
+            match self.next_job() {
+                None if slot.is_closed() => return Ok(()),
+                None => {}
+                Some(Job::Fail(e)) => return Err(e),
+                Some(Job::Finish { frame, sent }) => {
+                    self.finish(&frame, sent)?;
+                    self.catch_up(slot)?;
+                }
+                Some(Job::Wait) => self.catch_up(slot)?,
+            }
+        }
+    }
+
+    /// The job the sender handed over, waiting for one up to [`CLIENT_WAKE_INTERVAL`].
+    fn next_job(&self) -> Option<Job> {
+        let state = self.lock();
+        let (mut state, _) = self
+            .wake
+            .wait_timeout_while(state, CLIENT_WAKE_INTERVAL, |s| s.job.is_none())
+            .unwrap_or_else(PoisonError::into_inner);
+        state.job.take()
+    }
+
+    /// Ends the stream of a client that hung up: its socket is shut down (a write in
+    /// progress fails) and its thread is handed the failure (a thread waiting for work
+    /// wakes).
+    pub fn hang_up(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        let mut state = self.lock();
+        state.job = Some(Job::Fail(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "client hung up",
+        )));
+        self.wake.notify_one();
+    }
+
+    /// Sends the rest of a part the sender started (or all of it), waiting for the socket.
+    fn finish(&self, frame: &Frame, sent: usize) -> io::Result<()> {
+        let part = Part::new(frame);
+        part.send_rest(&self.socket, sent)?;
+        (self.delivered)(frame, part.len());
+        Ok(())
+    }
+
+    /// Sends the slot's newest frame while there is one this client has not had (waiting
+    /// for the socket, and for a remote client's link to clear), then hands the client
+    /// back to the sender. Deciding under the client's lock that there is none, and
+    /// clearing `busy` in the same breath, means a frame the sender skipped while this
+    /// thread was busy is not lost: it is the newest one here.
+    fn catch_up(&self, slot: &FrameSlot) -> io::Result<()> {
+        // A link that moves nothing for the write deadline drops the client, as a socket
+        // that takes nothing does.
+        let mut progress = (u64::MAX, Instant::now());
+        loop {
+            let newest = slot.latest();
+            let frame = {
+                let mut state = self.lock();
+                match state.next_part(&newest, monotonic_us(), self) {
+                    Next::Nothing => {
+                        state.busy = false;
+                        return Ok(());
+                    }
+                    Next::Send(frame) => Some(frame),
+                    Next::Wait => None,
+                }
+            };
+            let Some(frame) = frame else {
+                let (in_flight, retry_us) = self
+                    .lock()
+                    .link
+                    .as_ref()
+                    .map_or((0, 1_000), |link| (link.in_flight, link.retry_us()));
+                if in_flight < progress.0 {
+                    progress = (in_flight, Instant::now());
+                } else if progress.1.elapsed() >= WRITE_DEADLINE {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the link to the client moved nothing for too long",
+                    ));
+                }
+                std::thread::sleep(Duration::from_micros(retry_us));
+                continue;
+            };
+            self.finish(&frame, 0)?;
+            progress = (u64::MAX, Instant::now());
+        }
+    }
 }
 
 /// The sender of one slot and the clients it serves.
 struct Sender {
     slot: Arc<FrameSlot>,
-    clients: Mutex<Vec<Arc<Client>>>,
+    clients: Mutex<Vec<Arc<StreamClient>>>,
 }
-
-/// Every running sender, by slot. A sender leaves the list when its last client has gone.
-static SENDERS: Mutex<Vec<Weak<Sender>>> = Mutex::new(Vec::new());
 
 /// Takes `client` off its sender's list when dropped.
 pub struct Subscription {
     sender: Arc<Sender>,
-    client: Arc<Client>,
+    client: Arc<StreamClient>,
 }
 
 impl Drop for Subscription {
@@ -242,38 +344,51 @@ impl Drop for Subscription {
     }
 }
 
-/// Puts `client` on the list of `slot`'s sender, starting the sender if there is none.
-pub fn subscribe(slot: &Arc<FrameSlot>, client: &Arc<Client>) -> io::Result<Subscription> {
-    let mut senders = lock(&SENDERS);
-    senders.retain(|s| s.strong_count() > 0);
-    let existing = senders
-        .iter()
-        .filter_map(Weak::upgrade)
-        .find(|s| Arc::ptr_eq(&s.slot, slot));
-    let sender = match existing {
-        Some(sender) => sender,
-        None => {
-            let sender = Arc::new(Sender {
-                slot: Arc::clone(slot),
-                clients: Mutex::new(Vec::new()),
-            });
-            let running = Arc::clone(&sender);
-            std::thread::Builder::new()
-                .name("http-sender".into())
-                .stack_size(SENDER_STACK_BYTES)
-                .spawn(move || run(&running))?;
-            senders.push(Arc::downgrade(&sender));
-            sender
-        }
-    };
-    lock(&sender.clients).push(Arc::clone(client));
-    Ok(Subscription {
-        sender,
-        client: Arc::clone(client),
-    })
+/// The running senders of one HTTP server, by slot. A sender leaves when its last client
+/// has gone.
+#[derive(Default)]
+pub struct Senders {
+    running: Mutex<Vec<Weak<Sender>>>,
 }
 
-fn run(sender: &Arc<Sender>) {
+impl Senders {
+    /// Puts `client` on the list of `slot`'s sender, starting the sender if there is none.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        slot: &Arc<FrameSlot>,
+        client: &Arc<StreamClient>,
+    ) -> io::Result<Subscription> {
+        let mut running = lock(&self.running);
+        running.retain(|s| s.strong_count() > 0);
+        let existing = running
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|s| Arc::ptr_eq(&s.slot, slot));
+        let sender = match existing {
+            Some(sender) => sender,
+            None => {
+                let sender = Arc::new(Sender {
+                    slot: Arc::clone(slot),
+                    clients: Mutex::new(Vec::new()),
+                });
+                let (thread_sender, senders) = (Arc::clone(&sender), Arc::clone(self));
+                std::thread::Builder::new()
+                    .name("http-sender".into())
+                    .stack_size(SENDER_STACK_BYTES)
+                    .spawn(move || run(&thread_sender, &senders))?;
+                running.push(Arc::downgrade(&sender));
+                sender
+            }
+        };
+        lock(&sender.clients).push(Arc::clone(client));
+        Ok(Subscription {
+            sender,
+            client: Arc::clone(client),
+        })
+    }
+}
+
+fn run(sender: &Arc<Sender>, senders: &Senders) {
     let mut last_seq = sender.slot.latest().seq;
     let mut clients = Vec::new();
     loop {
@@ -281,9 +396,9 @@ fn run(sender: &Arc<Sender>) {
         if lock(&sender.clients).is_empty() || sender.slot.is_closed() {
             // Decided under the list of senders, so that no client subscribes to a
             // sender that is ending.
-            let mut senders = lock(&SENDERS);
+            let mut running = lock(&senders.running);
             if lock(&sender.clients).is_empty() || sender.slot.is_closed() {
-                senders.retain(|s| !std::ptr::eq(s.as_ptr(), Arc::as_ptr(sender)));
+                running.retain(|s| !std::ptr::eq(s.as_ptr(), Arc::as_ptr(sender)));
                 return;
             }
         }

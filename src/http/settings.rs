@@ -17,20 +17,20 @@ use crate::settings::{self, Writer};
 
 /// Why a settings request was refused: the status and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct SettingsRequestError {
     pub status: u16,
     pub reason: String,
 }
 
-fn refuse(status: u16, reason: impl Into<String>) -> Refusal {
-    Refusal {
+fn refuse(status: u16, reason: impl Into<String>) -> SettingsRequestError {
+    SettingsRequestError {
         status,
         reason: reason.into(),
     }
 }
 
 /// The changes a POST asks for, from a form or a JSON object.
-pub fn parse_body(request: &Request) -> Result<Vec<(String, ControlValue)>, Refusal> {
+pub fn parse_body(request: &Request) -> Result<Vec<(String, ControlValue)>, SettingsRequestError> {
     if request.body.is_empty() {
         return Err(refuse(
             400,
@@ -54,7 +54,7 @@ pub fn parse_body(request: &Request) -> Result<Vec<(String, ControlValue)>, Refu
     }
 }
 
-fn parse_form(body: &[u8]) -> Result<Vec<(String, ControlValue)>, Refusal> {
+fn parse_form(body: &[u8]) -> Result<Vec<(String, ControlValue)>, SettingsRequestError> {
     let text = std::str::from_utf8(body).map_err(|_| refuse(400, "the form is not UTF-8"))?;
     let pairs = parse_query(text.trim()).map_err(|e| match e {
         RouteError::BadParameter(reason) => refuse(400, reason),
@@ -66,7 +66,7 @@ fn parse_form(body: &[u8]) -> Result<Vec<(String, ControlValue)>, Refusal> {
         .collect())
 }
 
-fn parse_json(body: &[u8]) -> Result<Vec<(String, ControlValue)>, Refusal> {
+fn parse_json(body: &[u8]) -> Result<Vec<(String, ControlValue)>, SettingsRequestError> {
     let object: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| refuse(400, format!("the body is not a JSON object: {e}")))?;
     object
@@ -97,7 +97,10 @@ fn parse_json(body: &[u8]) -> Result<Vec<(String, ControlValue)>, Refusal> {
 }
 
 /// Applies the changes, all or nothing; or, for `forget`, forgets them.
-pub fn apply(camera: &Camera, changes: &[(String, ControlValue)]) -> Result<(), Refusal> {
+pub fn apply(
+    camera: &Camera,
+    changes: &[(String, ControlValue)],
+) -> Result<(), SettingsRequestError> {
     if asks_to_forget(changes)? {
         camera.forget_changes(Writer::Http);
         return Ok(());
@@ -108,7 +111,7 @@ pub fn apply(camera: &Camera, changes: &[(String, ControlValue)]) -> Result<(), 
 }
 
 /// Whether the request is `forget=1` (or `true`); `forget` with anything else is refused.
-fn asks_to_forget(changes: &[(String, ControlValue)]) -> Result<bool, Refusal> {
+fn asks_to_forget(changes: &[(String, ControlValue)]) -> Result<bool, SettingsRequestError> {
     let Some((_, value)) = changes.iter().find(|(key, _)| key == "forget") else {
         return Ok(false);
     };

@@ -196,7 +196,7 @@ impl Target {
     }
 
     /// The written value as a change, or why it cannot be one.
-    fn read(&self, value: &NtValue) -> Result<ControlValue, Refusal> {
+    fn read(&self, value: &NtValue) -> Result<ControlValue, TopicWriteError> {
         let read = match self {
             Target::Setting(_) => match value {
                 NtValue::Int(v) => Some(ControlValue::Int(*v)),
@@ -204,13 +204,13 @@ impl Target {
             },
             Target::Control(_) => control_value(value),
         };
-        read.ok_or(Refusal::WrongType(value.nt_type()))
+        read.ok_or(TopicWriteError::WrongType(value.nt_type()))
     }
 }
 
 /// Why a value written to a topic is not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum Refusal {
+enum TopicWriteError {
     #[error("{0}")]
     Invalid(#[from] ChangeError),
     #[error("a {0} value, not an int")]
@@ -218,7 +218,7 @@ enum Refusal {
 }
 
 /// Checks a written value and applies it the one way every writer goes.
-fn apply(camera: &Camera, target: &Target, value: &NtValue) -> Result<(), Refusal> {
+fn apply(camera: &Camera, target: &Target, value: &NtValue) -> Result<(), TopicWriteError> {
     let change = target.read(value)?;
     camera.change(Writer::NetworkTables, &[(target.key().to_owned(), change)])?;
     Ok(())
@@ -664,7 +664,7 @@ mod tests {
         camera: &Camera,
         spec: &'static Spec,
         value: &NtValue,
-    ) -> Result<i64, Refusal> {
+    ) -> Result<i64, TopicWriteError> {
         apply(camera, &Target::Setting(spec), value).map(|_| camera.settings.get(spec))
     }
 

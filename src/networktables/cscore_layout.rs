@@ -51,7 +51,7 @@ pub fn stream_urls(server: SocketAddr, path: &str, hosts: &Advertised) -> Vec<St
 pub enum Advertised {
     /// `[networktables] advertise`, as written.
     Configured(Vec<String>),
-    /// This machine's reachable addresses ([`crate::net::advertised_addresses`]), then
+    /// This machine's reachable addresses ([`crate::host_addresses::advertised_addresses`]), then
     /// `<hostname>.local`.
     Found(Vec<String>),
 }
@@ -62,22 +62,23 @@ impl Advertised {
         match configured {
             Some(hosts) => Advertised::Configured(hosts.to_vec()),
             None => Advertised::found(
-                &crate::net::interface_addresses(),
+                &crate::host_addresses::interface_addresses(),
                 robot_network,
-                crate::net::hostname().as_deref(),
+                crate::host_addresses::hostname().as_deref(),
             ),
         }
     }
 
     fn found(
-        addresses: &[crate::net::InterfaceAddress],
+        addresses: &[crate::host_addresses::InterfaceAddress],
         robot_network: Option<[u8; 3]>,
         hostname: Option<&str>,
     ) -> Advertised {
-        let mut hosts: Vec<String> = crate::net::advertised_addresses(addresses, robot_network)
-            .iter()
-            .map(Ipv4Addr::to_string)
-            .collect();
+        let mut hosts: Vec<String> =
+            crate::host_addresses::advertised_addresses(addresses, robot_network)
+                .iter()
+                .map(Ipv4Addr::to_string)
+                .collect();
         // The mDNS name is the short host name; last, as mDNS often fails on the field.
         if let Some(short) = hostname.and_then(|h| h.split('.').next()) {
             if !short.is_empty() {
@@ -315,13 +316,15 @@ mod tests {
     use super::*;
 
     fn found(addresses: &[(&str, [u8; 4])], hostname: Option<&str>) -> Advertised {
-        let addresses: Vec<crate::net::InterfaceAddress> = addresses
+        let addresses: Vec<crate::host_addresses::InterfaceAddress> = addresses
             .iter()
-            .map(|&(interface, address)| crate::net::InterfaceAddress {
-                interface: interface.to_owned(),
-                address: address.into(),
-                has_device: true,
-            })
+            .map(
+                |&(interface, address)| crate::host_addresses::InterfaceAddress {
+                    interface: interface.to_owned(),
+                    address: address.into(),
+                    has_device: true,
+                },
+            )
             .collect();
         Advertised::found(&addresses, Some([10, 12, 34]), hostname)
     }

@@ -9,7 +9,7 @@
 //! taken the previous frame yet, that stale frame is replaced. When nobody watches, the
 //! push returns at once without copying anything.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
@@ -18,6 +18,7 @@ use super::{FrameSource, Mode, SourceError};
 use crate::camera::{Camera, ChangeError};
 use crate::controls::ControlValue;
 use crate::frame::{CapturedFrame, Pixels, monotonic_us};
+use crate::lock::lock;
 use crate::settings::{self, Writer};
 
 /// The largest frame side a program may push.
@@ -82,7 +83,7 @@ pub struct PushedSource {
 }
 
 fn lost_reason(lost: &Lost) -> Option<String> {
-    lost.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    lock(lost).clone()
 }
 
 /// Makes the two ends of a pushed camera.
@@ -168,12 +169,12 @@ impl PushedStream {
     /// Says the program has no picture, and why (its camera failed, a callback raised):
     /// clients see NO SIGNAL and the camera's `problem` is `reason` until the next push.
     pub fn lose(&self, reason: &str) {
-        *self.lost.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_owned());
+        *lock(&self.lost) = Some(reason.to_owned());
     }
 
     /// The picture is back without a push yet (see [`PushedStream::lose`]).
     pub fn found(&self) {
-        *self.lost.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *lock(&self.lost) = None;
     }
 
     /// Packed RGB, BGR, gray or YUYV rows `stride` bytes apart (`stride` at least a row's

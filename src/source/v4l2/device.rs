@@ -63,9 +63,41 @@ unsafe fn ioctl<T>(fd: &OwnedFd, request: vidioc::_IOC_TYPE, arg: &mut T) -> io:
     }
 }
 
+/// A kernel structure for which all-zero bytes are a valid value: how V4L2 asks for a
+/// request to be filled in.
+///
+/// # Safety
+///
+/// Implement it only for plain C structures (integers, arrays of them, unions of such,
+/// raw pointers), never for a type with references, `NonNull`, enums or `bool`s, for which
+/// zero bytes are no value at all.
+unsafe trait ValidWhenZeroed: Sized {}
+
+// SAFETY: bindgen's plain C structures of `videodev2.h`: integers, byte arrays, unions of
+// them and raw pointers (`v4l2_buffer.m.planes`), all valid as zero.
+unsafe impl ValidWhenZeroed for v4l2_capability {}
+// SAFETY: as above.
+unsafe impl ValidWhenZeroed for v4l2_fmtdesc {}
+// SAFETY: as above.
+unsafe impl ValidWhenZeroed for v4l2_frmsizeenum {}
+// SAFETY: as above.
+unsafe impl ValidWhenZeroed for v4l2_frmivalenum {}
+// SAFETY: as above.
+unsafe impl ValidWhenZeroed for v4l2_format {}
+// SAFETY: as above.
+unsafe impl ValidWhenZeroed for v4l2_streamparm {}
+// SAFETY: as above.
+unsafe impl ValidWhenZeroed for v4l2_requestbuffers {}
+// SAFETY: as above.
+unsafe impl ValidWhenZeroed for v4l2_buffer {}
+// SAFETY: as above.
+unsafe impl ValidWhenZeroed for v4l2_query_ext_ctrl {}
+// SAFETY: as above.
+unsafe impl ValidWhenZeroed for v4l2_querymenu {}
+
 /// A zero-initialised kernel structure.
-fn zeroed<T>() -> T {
-    // SAFETY: only used for the plain-data V4L2 structures, for which all-zero is valid.
+fn zeroed<T: ValidWhenZeroed>() -> T {
+    // SAFETY: `T: ValidWhenZeroed` promises that all-zero bytes are a valid `T`.
     unsafe { std::mem::zeroed() }
 }
 

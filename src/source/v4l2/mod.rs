@@ -48,7 +48,7 @@ fn frame_timeout(fps: u32) -> Duration {
 
 /// What the config asks of a V4L2 camera.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub struct CaptureRequest {
     pub path: PathBuf,
     pub width: u32,
     pub height: u32,
@@ -65,7 +65,7 @@ struct Open {
 }
 
 pub struct V4l2Source {
-    request: Request,
+    request: CaptureRequest,
     controls: Arc<CameraControls>,
     open: Option<Open>,
     mode: Mode,
@@ -79,7 +79,7 @@ pub struct V4l2Source {
 
 impl V4l2Source {
     /// A source for `request`; nothing is opened until [`FrameSource::reconnect`].
-    pub fn new(request: Request, controls: Arc<CameraControls>) -> V4l2Source {
+    pub fn new(request: CaptureRequest, controls: Arc<CameraControls>) -> V4l2Source {
         let mode = Mode {
             width: request.width,
             height: request.height,
@@ -300,7 +300,7 @@ fn open_error(path: &Path, e: &std::io::Error) -> SourceError {
 }
 
 /// The pixel format to ask for.
-fn choose_format(device: &Device, request: &Request) -> Result<FourCc, SourceError> {
+fn choose_format(device: &Device, request: &CaptureRequest) -> Result<FourCc, SourceError> {
     let formats: Vec<FourCc> = device.formats().into_iter().map(|(f, _)| f).collect();
     let mjpeg = formats.iter().copied().find(|f| f.is_jpeg());
     let has_yuyv = formats.contains(&FourCc::YUYV);
