@@ -3,13 +3,11 @@
 //! Everything the robot sends the driver station crosses one radio, capped by the field
 //! (7 Mbit/s, 4 on OpenMesh radios) for cameras, NetworkTables and the driver station's
 //! own packets together. The budget is shared across the cameras that have clients across
-//! the radio, by weight (`[[camera]] weight`), then across each camera's clients. A
-//! governor thread looks every [`TICK`] at what each camera would send them (its frame
-//! size x its fps x its remote clients) against its share: over it, it lowers the
-//! camera's quality first, then its fps, never below the camera's floors (`min_quality`,
-//! `min_fps`); well under it for a while, it climbs back, fps first, then quality. The
-//! thresholds apart ([`CLIMB_BELOW`]) and the waits ([`DOWN_EVERY`], [`UP_AFTER`]) are the
-//! hysteresis that keeps it from oscillating.
+//! the radio, by weight (`[[camera]] weight`), then across each camera's clients. This
+//! thread looks every [`TICK`] at what each camera would send them (its frame size x its
+//! fps x its remote clients) against its share, and hands that to the camera's governor
+//! (`governor.rs`), which lowers quality first, then fps, within the camera's floors, and
+//! climbs back with hysteresis.
 //!
 //! The governor caps the settings in force; it never changes the settings themselves (what
 //! a team set, saved, shown on the page). Camera MJPEG passed through has no quality to
@@ -19,234 +17,13 @@
 //! previous one has left), so a congested field lowers that client's fps even within
 //! the budget.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-
-use serde::Serialize;
+use std::time::Instant;
 
 use crate::camera::Camera;
-use crate::config::CameraConfig;
-use crate::lock::lock;
-use crate::stats::round2;
-
-/// How often the governor looks.
-pub const TICK: Duration = Duration::from_millis(250);
-/// Least time between two steps down (new frames must show the last step's effect).
-pub const DOWN_EVERY: Duration = Duration::from_millis(500);
-/// How long the demand must stay under [`CLIMB_BELOW`] of the share before a step up.
-pub const UP_AFTER: Duration = Duration::from_secs(2);
-/// The demand must be under this part of the share for a step up.
-pub const CLIMB_BELOW: f64 = 0.8;
-/// Quality steps.
-const QUALITY_STEP: u32 = 5;
-
-/// A camera's part of the budget: its floors, and the caps the governor set.
-pub struct Governor {
-    weight: f64,
-    min_quality: u32,
-    min_fps: u32,
-    /// The caps in force; 0 is none.
-    quality_cap: AtomicU32,
-    fps_cap: AtomicU32,
-    /// The robot's budget, bits per second (0: off), for reports.
-    budget_bps: AtomicU64,
-    state: Mutex<State>,
-}
-
-struct State {
-    reason: &'static str,
-    share_bps: f64,
-    demand_bps: f64,
-    frame_bytes: f64,
-    last_seq: u64,
-    encodes: u64,
-    last_down: Option<Instant>,
-    /// Since when the demand has been low enough to climb.
-    low_since: Option<Instant>,
-}
-
-/// The governor's choice for a camera, for `/stats.json` and NetworkTables.
-#[derive(Debug, Serialize)]
-pub struct GovernorReport {
-    /// Quality and fps in force (the settings, or the governor's caps under them).
-    pub quality: u8,
-    pub fps: u32,
-    pub quality_capped: bool,
-    pub fps_capped: bool,
-    pub reason: &'static str,
-    /// The camera's share of the budget and what it would send its remote clients.
-    pub share_mbit: f64,
-    pub demand_mbit: f64,
-    pub weight: f64,
-    pub min_quality: u32,
-    pub min_fps: u32,
-}
-
-impl Governor {
-    pub fn new(config: &CameraConfig) -> Governor {
-        Governor {
-            weight: config.weight,
-            min_quality: u32::from(config.min_quality),
-            min_fps: config.min_fps,
-            quality_cap: AtomicU32::new(0),
-            fps_cap: AtomicU32::new(0),
-            budget_bps: AtomicU64::new(0),
-            state: Mutex::new(State {
-                reason: "no budget",
-                share_bps: 0.0,
-                demand_bps: 0.0,
-                frame_bytes: 0.0,
-                last_seq: 0,
-                encodes: 0,
-                last_down: None,
-                low_since: None,
-            }),
-        }
-    }
-
-    /// The quality in force for a camera set to `setting`.
-    pub fn quality(&self, setting: u8) -> u8 {
-        match self.quality_cap.load(Ordering::Relaxed) {
-            0 => setting,
-            cap => setting.min(cap as u8),
-        }
-    }
-
-    /// The fps in force for a camera set to `setting`.
-    pub fn fps(&self, setting: u32) -> u32 {
-        match self.fps_cap.load(Ordering::Relaxed) {
-            0 => setting,
-            cap => setting.min(cap),
-        }
-    }
-
-    /// The robot's budget in Mbit/s (0: off).
-    pub fn budget_mbit(&self) -> f64 {
-        self.budget_bps.load(Ordering::Relaxed) as f64 / 1e6
-    }
-
-    pub fn report(&self, quality_setting: u8, fps_setting: u32) -> GovernorReport {
-        let state = lock(&self.state);
-        let quality = self.quality(quality_setting);
-        let fps = self.fps(fps_setting);
-        GovernorReport {
-            quality,
-            fps,
-            quality_capped: quality < quality_setting,
-            fps_capped: fps < fps_setting,
-            reason: state.reason,
-            share_mbit: round2(state.share_bps / 1e6),
-            demand_mbit: round2(state.demand_bps / 1e6),
-            weight: self.weight,
-            min_quality: self.min_quality,
-            min_fps: self.min_fps,
-        }
-    }
-
-    fn release(&self, reason: &'static str) {
-        self.quality_cap.store(0, Ordering::Relaxed);
-        self.fps_cap.store(0, Ordering::Relaxed);
-        let mut state = lock(&self.state);
-        state.reason = reason;
-        state.demand_bps = 0.0;
-        state.share_bps = 0.0;
-        state.low_since = None;
-    }
-}
-
-/// What the governor sees of a camera at one tick.
-#[derive(Debug, Clone, Copy)]
-pub struct Sight {
-    pub quality_setting: u32,
-    pub fps_setting: u32,
-    /// The camera encodes its frames (its quality can be lowered).
-    pub encoded: bool,
-    pub frame_bytes: f64,
-    pub remote_clients: usize,
-    pub share_bps: f64,
-}
-
-/// One step of a camera's governor: sets its caps from what it sees.
-pub fn step(governor: &Governor, sight: Sight, now: Instant) {
-    let mut state = lock(&governor.state);
-    let quality = governor.quality(sight.quality_setting.min(255) as u8) as u32;
-    let fps = governor.fps(sight.fps_setting);
-    let demand = sight.frame_bytes * 8.0 * f64::from(fps) * sight.remote_clients as f64;
-    state.demand_bps = demand;
-    state.share_bps = sight.share_bps;
-    let cap = |value: u32, setting: u32| if value >= setting { 0 } else { value };
-    if demand > sight.share_bps {
-        state.low_since = None;
-        if state
-            .last_down
-            .is_some_and(|at| now.duration_since(at) < DOWN_EVERY)
-        {
-            return;
-        }
-        if sight.encoded && quality > governor.min_quality {
-            let step = if demand > 1.3 * sight.share_bps {
-                2 * QUALITY_STEP
-            } else {
-                QUALITY_STEP
-            };
-            let lower = quality.saturating_sub(step).max(governor.min_quality);
-            governor
-                .quality_cap
-                .store(cap(lower, sight.quality_setting), Ordering::Relaxed);
-            state.reason = "over the share: quality lowered";
-        } else if fps > governor.min_fps {
-            let fitting = (f64::from(fps) * sight.share_bps / demand * 0.95).floor() as u32;
-            let lower = fitting.min(fps - 1).max(governor.min_fps);
-            governor
-                .fps_cap
-                .store(cap(lower, sight.fps_setting), Ordering::Relaxed);
-            state.reason = "over the share: fps lowered";
-        } else {
-            state.reason = "over the share, at the floors (min_quality, min_fps)";
-            return;
-        }
-        state.last_down = Some(now);
-        return;
-    }
-    let capped = fps < sight.fps_setting || quality < sight.quality_setting;
-    if !capped {
-        state.reason = "within the share";
-        state.low_since = None;
-        return;
-    }
-    if demand >= CLIMB_BELOW * sight.share_bps {
-        state.reason = "at the share";
-        state.low_since = None;
-        return;
-    }
-    let since = *state.low_since.get_or_insert(now);
-    state.reason = "under the share: climbing back";
-    if now.duration_since(since) < UP_AFTER {
-        return;
-    }
-    if fps < sight.fps_setting {
-        let room = (f64::from(fps) * CLIMB_BELOW * sight.share_bps / demand.max(1.0)).floor();
-        let higher = (room as u32).clamp(fps + 1, sight.fps_setting);
-        governor
-            .fps_cap
-            .store(cap(higher, sight.fps_setting), Ordering::Relaxed);
-    } else {
-        let higher = (quality + QUALITY_STEP).min(sight.quality_setting);
-        // Frame size grows about in proportion with quality in the range the governor
-        // works in: a step that would go over the share is not taken.
-        if demand * f64::from(higher) / f64::from(quality.max(1)) > 0.95 * sight.share_bps {
-            state.reason = "at the share";
-            return;
-        }
-        governor
-            .quality_cap
-            .store(cap(higher, sight.quality_setting), Ordering::Relaxed);
-    }
-    // The next step up waits for this one's frames to be measured.
-    state.low_since = Some(now);
-}
+use crate::governor::{Sight, TICK, step};
 
 /// Starts the governor thread for `cameras` under a budget of `max_mbit` (0: none; the
 /// thread is not started).
@@ -257,10 +34,7 @@ pub fn spawn(
 ) -> std::io::Result<Option<JoinHandle<()>>> {
     let budget_bps = max_mbit * 1e6;
     for camera in &cameras {
-        camera
-            .governor
-            .budget_bps
-            .store(budget_bps as u64, Ordering::Relaxed);
+        camera.governor.set_budget_bps(budget_bps);
         if budget_bps <= 0.0 {
             camera.governor.release("no budget (max_mbit = 0)");
         }
@@ -294,7 +68,7 @@ fn tick(budget_bps: f64, cameras: &[Arc<Camera>], now: Instant) {
         .iter()
         .zip(&remote)
         .filter(|(_, n)| **n > 0)
-        .map(|(c, _)| c.governor.weight)
+        .map(|(c, _)| c.governor.weight())
         .sum();
     for (camera, &clients) in cameras.iter().zip(&remote) {
         let governor = &camera.governor;
@@ -302,23 +76,12 @@ fn tick(budget_bps: f64, cameras: &[Arc<Camera>], now: Instant) {
             governor.release("no clients across the radio");
             continue;
         }
-        let (frame_bytes, encoded) = {
-            let mut state = lock(&governor.state);
-            let latest = camera.slot.latest();
-            if latest.seq != state.last_seq && !latest.jpeg().is_empty() {
-                state.last_seq = latest.seq;
-                let bytes = latest.jpeg().len() as f64;
-                state.frame_bytes = if state.frame_bytes == 0.0 {
-                    bytes
-                } else {
-                    0.5 * state.frame_bytes + 0.5 * bytes
-                };
-            }
-            let encodes = camera.stats.encodes.load(Ordering::Relaxed);
-            let encoded = encodes != state.encodes;
-            state.encodes = encodes;
-            (state.frame_bytes, encoded)
-        };
+        let latest = camera.slot.latest();
+        let (frame_bytes, encoded) = governor.observe(
+            latest.seq,
+            latest.jpeg().len(),
+            camera.stats.encodes.load(Ordering::Relaxed),
+        );
         if frame_bytes == 0.0 {
             continue;
         }
@@ -328,86 +91,8 @@ fn tick(budget_bps: f64, cameras: &[Arc<Camera>], now: Instant) {
             encoded,
             frame_bytes,
             remote_clients: clients,
-            share_bps: budget_bps * governor.weight / total_weight,
+            share_bps: budget_bps * governor.weight() / total_weight,
         };
         step(governor, sight, now);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn governor() -> Governor {
-        Governor::new(&CameraConfig::embedded_default())
-    }
-
-    /// A camera whose frames are `bytes_at(quality)` big, at 30 fps, one remote client,
-    /// under a 3 Mbit/s share: steps the governor `ticks` times, 250 ms apart.
-    fn run(
-        governor: &Governor,
-        share: f64,
-        bytes_at: impl Fn(u32) -> f64,
-        start: Instant,
-        ticks: u32,
-    ) -> Instant {
-        let mut now = start;
-        for _ in 0..ticks {
-            let quality = u32::from(governor.quality(50));
-            let sight = Sight {
-                quality_setting: 50,
-                fps_setting: 30,
-                encoded: true,
-                frame_bytes: bytes_at(quality),
-                remote_clients: 1,
-                share_bps: share,
-            };
-            step(governor, sight, now);
-            now += TICK;
-        }
-        now
-    }
-
-    #[test]
-    fn over_the_share_quality_falls_first_then_fps_and_climbs_back() {
-        let governor = governor();
-        // 700 bytes per quality point: 35 kB at 50, 8.4 Mbit/s at 30 fps; 3.4 at 20.
-        let bytes = |q: u32| 700.0 * f64::from(q);
-        let start = Instant::now();
-        let now = run(&governor, 3e6, bytes, start, 40);
-        let (q, f) = (governor.quality(50), governor.fps(30));
-        assert_eq!(
-            q,
-            20,
-            "quality down to its floor first ({f} fps, {:?})",
-            governor.report(50, 30)
-        );
-        assert!(f < 30, "then fps: {f}");
-        let demand = bytes(u32::from(q)) * 8.0 * f64::from(f);
-        assert!(demand <= 3e6, "within the share: {demand}");
-        assert!(demand > 0.7 * 3e6, "not far under it: {demand}");
-        // Stable: ten more seconds change nothing.
-        let now = run(&governor, 3e6, bytes, now, 40);
-        assert_eq!((governor.quality(50), governor.fps(30)), (q, f));
-        // Room again (a camera left the budget): fps climbs back first, then quality.
-        let now = run(&governor, 30e6, bytes, now, 20);
-        assert_eq!(governor.fps(30), 30);
-        run(&governor, 30e6, bytes, now, 80);
-        assert_eq!(governor.quality(50), 50);
-        assert_eq!(governor.report(50, 30).reason, "within the share");
-    }
-
-    #[test]
-    fn floors_hold() {
-        let governor = governor();
-        run(
-            &governor,
-            0.1e6,
-            |q| 500.0 * f64::from(q),
-            Instant::now(),
-            60,
-        );
-        assert_eq!((governor.quality(50), governor.fps(30)), (20, 5));
-        assert!(governor.report(50, 30).reason.contains("floors"));
     }
 }

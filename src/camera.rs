@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::budget::Governor;
-use crate::config::CameraConfig;
+use crate::config::{CameraConfig, SourceSpec};
 use crate::controls::{CameraControls, ControlError, ControlValue};
 use crate::frame_slot::FrameSlot;
+use crate::governor::Governor;
 use crate::lock::lock;
-use crate::saved_settings::{ConfigValues, Origin, StateFile};
-use crate::settings::{self, ChangeFeed, Changed, LiveSettings, OutOfRange, Spec, Writer};
+use crate::saved_settings::{ConfigValues, StateFile, Verdict, verdict};
+use crate::settings::{self, ChangeFeed, Changed, LiveSettings, Origin, OutOfRange, Spec, Writer};
 use crate::source::Mode;
 use crate::stats::CameraStats;
 use crate::variants::{VariantSource, Variants};
@@ -262,6 +262,56 @@ impl Camera {
         Ok(())
     }
 
+    /// At start: applies this camera's saved values that [`verdict`] lets through (controls
+    /// when the camera connects), drops those the config overrides now, logs each, and from
+    /// then on saves the camera's changes in `file`. Never fails: a value that does not fit
+    /// is skipped with a log line.
+    pub fn restore_saved_settings(&self, file: &Arc<StateFile>, config: &CameraConfig) {
+        let camera = self;
+        let name = &camera.name;
+        let mut controls = Vec::new();
+        for (key, saved) in file.saved(name).entries() {
+            let config_now = camera.config.written(&key);
+            if verdict(&saved, config_now.as_ref()) == Verdict::ConfigChanged {
+                log::info!(
+                    "camera \"{name}\": saved {key} = {} dropped: the config file's {key} changed since \
+                 (was {}, now {}); the config wins",
+                    saved.value,
+                    show(saved.config.as_ref()),
+                    show(config_now.as_ref())
+                );
+                file.drop_key(name, &key);
+                continue;
+            }
+            let applied = match settings::run_time(&key) {
+                Some(_) => camera
+                    .restore_saved(&key, saved.value)
+                    .map_err(|e| e.to_string()),
+                None if !matches!(config.source, SourceSpec::V4l2(_)) => {
+                    log::info!(
+                        "camera \"{name}\": saved control {key} skipped: the camera has no controls"
+                    );
+                    continue;
+                }
+                None => {
+                    controls.push((key.clone(), ControlValue::Int(saved.value)));
+                    Ok(())
+                }
+            };
+            match applied {
+                Ok(()) => {
+                    log::info!("camera \"{name}\": {key} = {} (saved)", saved.value);
+                }
+                Err(reason) => {
+                    log::warn!("camera \"{name}\": saved {key} skipped: {reason}");
+                    file.drop_key(name, &key);
+                }
+            }
+        }
+        camera.controls.set_saved(controls);
+        camera.save_changes_to(Arc::clone(file));
+    }
+
     fn set_origin(&self, key: &str, origin: Origin) {
         let mut origins = lock(&self.origins);
         match key {
@@ -325,6 +375,11 @@ impl Camera {
             self.name
         );
     }
+}
+
+/// A config value for a log line: `30`, `"manual"`, or `not set`.
+fn show(value: Option<&ControlValue>) -> String {
+    value.map_or_else(|| "not set".to_owned(), ToString::to_string)
 }
 
 enum Checked {

@@ -13,7 +13,6 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::controls::ControlValue;
-pub use crate::saved_settings::StateFileSetting;
 use crate::settings::{self, Spec};
 
 /// A config file larger than this is refused (a real one is a few kilobytes).
@@ -60,7 +59,7 @@ pub struct ServerConfig {
     /// trusted). NetworkTables and the config file still apply.
     pub read_only: bool,
     /// `state_file`: where settings changed at run time are saved (`saved_settings.rs`).
-    #[serde(deserialize_with = "crate::saved_settings::deserialize_setting")]
+    #[serde(deserialize_with = "state_file_setting")]
     pub state_file: StateFileSetting,
     /// The robot's bandwidth budget for every camera and client together (Mbit/s) across
     /// the radio; loopback clients do not count. 0 turns it off (`budget.rs`).
@@ -840,6 +839,33 @@ fn team<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<u16>>, D::Erro
         .map_err(serde::de::Error::custom)?;
     // TEAM's range keeps it within u16.
     Ok(Some(Spanned::new(span, value as u16)))
+}
+
+/// `[server] state_file` as written in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StateFileSetting {
+    /// Not in the config: the command picks the default place (`saved_settings::resolve_path`); the
+    /// library saves nothing.
+    #[default]
+    Unset,
+    /// `state_file = ""`: nothing is saved or restored.
+    Off,
+    /// `state_file = "/absolute/path.json"`.
+    Path(PathBuf),
+}
+
+/// Deserializes `state_file`: `""` or an absolute path.
+fn state_file_setting<'de, D: Deserializer<'de>>(d: D) -> Result<StateFileSetting, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.is_empty() {
+        return Ok(StateFileSetting::Off);
+    }
+    if !Path::new(&text).is_absolute() {
+        return Err(serde::de::Error::custom(format!(
+            "state_file \"{text}\" must be an absolute path, or \"\" to save nothing"
+        )));
+    }
+    Ok(StateFileSetting::Path(PathBuf::from(text)))
 }
 
 /// A camera name must be usable as a URL path segment and a NetworkTables key.

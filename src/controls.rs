@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::saved_settings::Origin;
+use crate::settings::Origin;
 pub use crate::source::v4l2::device::ControlKind;
 use crate::source::v4l2::device::{self, RawControl};
 

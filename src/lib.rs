@@ -17,6 +17,7 @@ pub mod encode;
 pub mod font;
 pub mod frame;
 pub mod frame_slot;
+pub mod governor;
 pub mod host_addresses;
 pub mod http;
 pub mod jpeg;

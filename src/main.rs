@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use frcstream::config::StateFileSetting;
 use frcstream::config::{self, Config};
-use frcstream::saved_settings::{self, StateFileSetting};
+use frcstream::saved_settings;
 use frcstream::{Streamer, streamer::StartError};
 
 /// Exit status for a configuration the program cannot use.

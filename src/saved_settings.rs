@@ -37,11 +37,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
-use crate::camera::Camera;
-use crate::config::{CameraConfig, SourceSpec};
+use crate::config::{CameraConfig, StateFileSetting};
 use crate::controls::ControlValue;
+use crate::settings::Origin;
 
 /// The file name under a state directory.
 pub const FILE_NAME: &str = "settings.json";
@@ -51,33 +51,6 @@ pub const MAX_FILE_SIZE: u64 = 1 << 20;
 pub const WRITE_DELAY: Duration = Duration::from_millis(250);
 /// The version of the document this frcstream reads and writes.
 const VERSION: u32 = 1;
-
-/// `[server] state_file` as written in the config.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum StateFileSetting {
-    /// Not in the config: the command picks the default place ([`resolve_path`]); the
-    /// library saves nothing.
-    #[default]
-    Unset,
-    /// `state_file = ""`: nothing is saved or restored.
-    Off,
-    /// `state_file = "/absolute/path.json"`.
-    Path(PathBuf),
-}
-
-/// Deserializes `state_file`: `""` or an absolute path.
-pub fn deserialize_setting<'de, D: Deserializer<'de>>(d: D) -> Result<StateFileSetting, D::Error> {
-    let text = String::deserialize(d)?;
-    if text.is_empty() {
-        return Ok(StateFileSetting::Off);
-    }
-    if !Path::new(&text).is_absolute() {
-        return Err(serde::de::Error::custom(format!(
-            "state_file \"{text}\" must be an absolute path, or \"\" to save nothing"
-        )));
-    }
-    Ok(StateFileSetting::Path(PathBuf::from(text)))
-}
 
 /// The state file to use: the command line's (`""` is off), else the config's, else
 /// `$STATE_DIRECTORY/settings.json` (systemd's `StateDirectory=`), else
@@ -107,31 +80,6 @@ pub fn resolve_path(
             let home = || set("HOME").map(|h| h.join(".local/state"));
             xdg.or_else(home)
                 .map(|dir| dir.join("frcstream").join(FILE_NAME))
-        }
-    }
-}
-
-/// Where a value in force comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    /// frcstream's default, or for a control the camera's own value.
-    Default,
-    /// The config file.
-    Config,
-    /// The state file: changed in an earlier run.
-    Saved,
-    /// Changed in this run (over HTTP or NetworkTables; saved too when a state file is on).
-    Changed,
-}
-
-impl Origin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::Default => "default",
-            Origin::Config => "config",
-            Origin::Saved => "saved",
-            Origin::Changed => "changed",
         }
     }
 }
@@ -289,60 +237,6 @@ impl ConfigValues {
             None => Origin::Default,
         }
     }
-}
-
-/// At start: applies the saved values of `camera` that [`verdict`] lets through (controls
-/// when the camera connects), drops those the config overrides now, logs each, and from
-/// then on saves the camera's changes in `file`. Never fails: a value that does not fit
-/// is skipped with a log line.
-pub fn restore_camera(file: &Arc<StateFile>, camera: &Camera, config: &CameraConfig) {
-    let name = &camera.name;
-    let mut controls = Vec::new();
-    for (key, saved) in file.saved(name).entries() {
-        let config_now = camera.config.written(&key);
-        if verdict(&saved, config_now.as_ref()) == Verdict::ConfigChanged {
-            log::info!(
-                "camera \"{name}\": saved {key} = {} dropped: the config file's {key} changed since \
-                 (was {}, now {}); the config wins",
-                saved.value,
-                show(saved.config.as_ref()),
-                show(config_now.as_ref())
-            );
-            file.drop_key(name, &key);
-            continue;
-        }
-        let applied = match crate::settings::run_time(&key) {
-            Some(_) => camera
-                .restore_saved(&key, saved.value)
-                .map_err(|e| e.to_string()),
-            None if !matches!(config.source, SourceSpec::V4l2(_)) => {
-                log::info!(
-                    "camera \"{name}\": saved control {key} skipped: the camera has no controls"
-                );
-                continue;
-            }
-            None => {
-                controls.push((key.clone(), ControlValue::Int(saved.value)));
-                Ok(())
-            }
-        };
-        match applied {
-            Ok(()) => {
-                log::info!("camera \"{name}\": {key} = {} (saved)", saved.value);
-            }
-            Err(reason) => {
-                log::warn!("camera \"{name}\": saved {key} skipped: {reason}");
-                file.drop_key(name, &key);
-            }
-        }
-    }
-    camera.controls.set_saved(controls);
-    camera.save_changes_to(Arc::clone(file));
-}
-
-/// A config value for a log line: `30`, `"manual"`, or `not set`.
-fn show(value: Option<&ControlValue>) -> String {
-    value.map_or_else(|| "not set".to_owned(), ToString::to_string)
 }
 
 /// Why the state file could not be used.
@@ -686,6 +580,7 @@ impl Drop for Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::camera::Camera;
     use crate::settings::Writer;
 
     /// A directory of its own for each test, removed at the end.
@@ -1031,7 +926,7 @@ mod tests {
         config.quality_in_file = true;
         let camera = Camera::new(&config);
         let file = StateFile::open(&scratch.file());
-        restore_camera(&file, &camera, &config);
+        camera.restore_saved_settings(&file, &config);
         assert_eq!((camera.settings.fps(), camera.settings.quality()), (12, 60));
         assert_eq!(camera.origin("fps"), Origin::Saved);
         assert_eq!(camera.origin("quality"), Origin::Config);
@@ -1045,7 +940,7 @@ mod tests {
             ..CameraConfig::embedded_default()
         };
         let odd = Camera::new(&odd_config);
-        restore_camera(&file, &odd, &odd_config);
+        odd.restore_saved_settings(&file, &odd_config);
         assert_eq!(odd.settings.fps(), 30, "out of range: skipped");
         assert_eq!(odd.origin("fps"), Origin::Default);
         assert_eq!(file.saved("odd"), CameraEntry::default());

@@ -23,6 +23,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use serde::Serialize;
 
 use crate::lock::lock;
 
@@ -380,6 +381,31 @@ impl LiveSettings {
             _ => return Err(spec.out_of_range(value)),
         };
         Ok(i64::from(before))
+    }
+}
+
+/// Where a value in force comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// frcstream's default, or for a control the camera's own value.
+    Default,
+    /// The config file.
+    Config,
+    /// The state file: changed in an earlier run.
+    Saved,
+    /// Changed in this run (over HTTP or NetworkTables; saved too when a state file is on).
+    Changed,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Default => "default",
+            Origin::Config => "config",
+            Origin::Saved => "saved",
+            Origin::Changed => "changed",
+        }
     }
 }
 

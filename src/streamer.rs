@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use crate::camera::Camera;
 use crate::capture;
+use crate::config::StateFileSetting;
 use crate::config::{CameraConfig, Config, SourceSpec};
 use crate::http::{HttpServer, Limits};
 use crate::networktables::{CameraPublisher, NtCamera, NtError};
-use crate::saved_settings::{self, StateFile, StateFileSetting};
+use crate::saved_settings::{self, StateFile};
 use crate::source::jpeg_folder::JpegFolder;
 use crate::source::pushed::{PushedStream, pushed_stream};
 use crate::source::test_pattern::TestPattern;
@@ -111,7 +112,7 @@ impl Streamer {
             }
             let camera = Arc::new(Camera::new(camera_config));
             if let Some(file) = &state_file {
-                saved_settings::restore_camera(file, &camera, camera_config);
+                camera.restore_saved_settings(file, camera_config);
             }
             let (source, connected) = open_source(camera_config, &camera, &mut pushed)?;
             let thread = capture::spawn(

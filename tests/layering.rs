@@ -49,7 +49,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     // Variants know frame slots and the transcoder, not cameras; the config schema.
     &["variants", "config"],
-    &["saved_settings", "networktables::cscore_layout"],
+    &["saved_settings", "governor", "networktables::cscore_layout"],
     &["camera", "source::v4l2", "source::v4l2::discover"],
     &[
         "capture",
@@ -63,15 +63,6 @@ const LAYERS: &[&[&str]] = &[
     &["networktables::camera_publisher"],
     &["streamer"],
     &["systemd"],
-];
-
-/// Upward edges in the files the settings rewrite (issue 11) replaces; each one must still
-/// exist (a stale entry fails too), so the list only shrinks. (file, module it uses)
-const PENDING_SETTINGS_REWRITE: &[(&str, &str)] = &[
-    ("src/config.rs", "saved_settings"),
-    ("src/saved_settings.rs", "camera"),
-    ("src/camera.rs", "budget"),
-    ("src/controls.rs", "saved_settings"),
 ];
 
 /// One `crate::`/`super::` path in a file.
@@ -94,7 +85,6 @@ fn modules_use_only_modules_below_them() {
         .collect();
     let mut problems = Vec::new();
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut pending_seen = BTreeSet::new();
     for (module, file) in &modules {
         let Some(from) = layer_module(module) else {
             problems.push(format!(
@@ -117,11 +107,6 @@ fn modules_use_only_modules_below_them() {
             if to == from {
                 continue;
             }
-            let pending = (used.file.as_str(), to.as_str());
-            if PENDING_SETTINGS_REWRITE.contains(&pending) {
-                pending_seen.insert((used.file.clone(), to.clone()));
-                continue;
-            }
             graph.entry(from.clone()).or_default().insert(to.clone());
             if rank(&to) >= rank(&from) {
                 problems.push(format!(
@@ -133,13 +118,6 @@ fn modules_use_only_modules_below_them() {
                     used.text
                 ));
             }
-        }
-    }
-    for (file, module) in PENDING_SETTINGS_REWRITE {
-        if !pending_seen.contains(&((*file).to_owned(), (*module).to_owned())) {
-            problems.push(format!(
-                "{file} no longer uses `{module}`: remove it from PENDING_SETTINGS_REWRITE"
-            ));
         }
     }
     for cycle in cycles(&graph) {

@@ -139,7 +139,7 @@ struct CameraReport {
     /// Other sizes and qualities being watched, each encoded once per frame.
     variants: Vec<crate::variants::VariantReport>,
     /// The bandwidth budget's choice for this camera, and why.
-    governor: crate::budget::GovernorReport,
+    governor: crate::governor::GovernorReport,
 }
 
 #[derive(Serialize)]
@@ -147,7 +147,7 @@ struct SettingsReport {
     fps: u32,
     quality: u8,
     /// Where fps, quality and each control not at the camera's own value come from.
-    origin: std::collections::BTreeMap<String, crate::saved_settings::Origin>,
+    origin: std::collections::BTreeMap<String, crate::settings::Origin>,
 }
 
 #[derive(Serialize)]
