@@ -32,7 +32,7 @@ pub const DEFAULT_PORT: u16 = settings::PORT.default as u16;
 
 /// Names that would collide with the server's own URLs (`/<name>.mjpg`, `/stats.json`, ...).
 const RESERVED_NAMES: &[&str] = &[
-    "stream", "snapshot", "stats", "settings", "config", "fps", "quality", "index",
+    "stream", "snapshot", "stats", "settings", "config", "fps", "quality", "index", "events",
 ];
 
 /// The whole configuration, validated.

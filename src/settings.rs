@@ -20,7 +20,7 @@
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::Serialize;
@@ -424,8 +424,13 @@ pub struct Changed {
 /// then, as the NetworkTables publisher does once a second.
 #[derive(Default)]
 pub struct ChangeFeed {
-    subscribers: Mutex<Vec<Sender<Changed>>>,
+    subscribers: Mutex<Vec<(SubscriberId, Sender<Changed>)>>,
+    next_id: AtomicU64,
 }
+
+/// A subscriber of a [`ChangeFeed`], for [`ChangeFeed::unsubscribe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriberId(u64);
 
 impl ChangeFeed {
     pub const BACKLOG: usize = 256;
@@ -433,18 +438,32 @@ impl ChangeFeed {
     /// A receiver of every change from now on.
     pub fn subscribe(&self) -> Receiver<Changed> {
         let (sender, receiver) = crossbeam_channel::bounded(Self::BACKLOG);
-        lock(&self.subscribers).push(sender);
+        self.subscribe_with(sender);
         receiver
     }
 
-    /// Adds `sender` as a subscriber (one receiver for several cameras).
-    pub fn subscribe_with(&self, sender: Sender<Changed>) {
-        lock(&self.subscribers).push(sender);
+    /// Adds `sender` as a subscriber (one receiver for several cameras). A subscriber whose
+    /// receiver is gone is forgotten at the next change; one that comes and goes often
+    /// (a page's event stream) unsubscribes as it leaves.
+    pub fn subscribe_with(&self, sender: Sender<Changed>) -> SubscriberId {
+        let id = SubscriberId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        lock(&self.subscribers).push((id, sender));
+        id
+    }
+
+    /// Forgets the subscriber `id`.
+    pub fn unsubscribe(&self, id: SubscriberId) {
+        lock(&self.subscribers).retain(|(subscriber, _)| *subscriber != id);
+    }
+
+    /// How many subscribers there are.
+    pub fn subscriber_count(&self) -> usize {
+        lock(&self.subscribers).len()
     }
 
     /// Tells every subscriber; forgets those that are gone.
     pub fn announce(&self, change: &Changed) {
-        lock(&self.subscribers).retain(|s| match s.try_send(change.clone()) {
+        lock(&self.subscribers).retain(|(_, s)| match s.try_send(change.clone()) {
             Ok(()) | Err(TrySendError::Full(_)) => true,
             Err(TrySendError::Disconnected(_)) => false,
         });
@@ -527,7 +546,7 @@ mod tests {
         };
         feed.announce(&change);
         assert_eq!(first.try_recv(), Ok(change));
-        assert_eq!(lock(&feed.subscribers).len(), 1);
+        assert_eq!(feed.subscriber_count(), 1);
         for _ in 0..ChangeFeed::BACKLOG + 10 {
             feed.announce(&Changed {
                 camera: "front".into(),
@@ -540,5 +559,10 @@ mod tests {
             ChangeFeed::BACKLOG,
             "a full subscriber loses the newest"
         );
+        let (sender, _receiver) = crossbeam_channel::bounded(1);
+        let id = feed.subscribe_with(sender);
+        assert_eq!(feed.subscriber_count(), 2);
+        feed.unsubscribe(id);
+        assert_eq!(feed.subscriber_count(), 1);
     }
 }

@@ -11,6 +11,7 @@ use turbojpeg::{Compressor, Decompressor, ScalingFactor, Subsamp, YuvImage, YuvP
 
 use crate::encode::{EncodeError, FramePool};
 use crate::frame::Frame;
+use crate::settings;
 
 /// Geometry of one plane in libjpeg-turbo's planar layout (row alignment 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,8 +135,8 @@ impl Transcoder {
         let (width, height) = (header.width, header.height);
         let target = match size {
             Some((w, h)) => (
-                (w as usize).clamp(16, 4096) & !1,
-                (h as usize).clamp(16, 4096) & !1,
+                settings::STREAM_SIDE.clamp_int(i64::from(w)) as usize & !1,
+                settings::STREAM_SIDE.clamp_int(i64::from(h)) as usize & !1,
             ),
             None => (width & !1, height & !1),
         };

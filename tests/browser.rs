@@ -325,6 +325,16 @@ fn the_page_works_in_a_real_browser() {
         Duration::from_secs(10),
     );
     println!("streams in the page: {sizes}");
+    // The page listens for settings changes (/events): one subscriber on every camera's
+    // change feed, which had none (no NetworkTables here).
+    let listening = support::wait_for(Duration::from_secs(5), || {
+        streamer
+            .cameras()
+            .iter()
+            .all(|camera| camera.changes.subscriber_count() == 1)
+            .then_some(())
+    });
+    assert!(listening.is_some(), "the page does not listen to /events");
     assert_eq!(sizes[0][0], "cam-front");
     assert_eq!(
         (sizes[0][1].as_u64(), sizes[0][2].as_u64()),

@@ -226,3 +226,119 @@ fn a_camera_streams_on_its_own_port_too() {
     );
     streamer.stop();
 }
+
+/// `GET /events` as the page reads it: the event stream's `data:` lines, as JSON.
+struct EventStream(std::io::BufReader<std::net::TcpStream>);
+
+impl EventStream {
+    fn open(address: SocketAddr) -> EventStream {
+        use std::io::{BufRead, Write};
+        let mut socket = std::net::TcpStream::connect(address).expect("connect");
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        socket
+            .write_all(b"GET /events HTTP/1.1\r\nHost: robot\r\n\r\n")
+            .expect("request");
+        let mut reader = std::io::BufReader::new(socket);
+        let mut head = String::new();
+        while !head.ends_with("\r\n\r\n") {
+            assert!(reader.read_line(&mut head).expect("head") > 0, "{head}");
+        }
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("Content-Type: text/event-stream"), "{head}");
+        EventStream(reader)
+    }
+
+    /// The next `settings` event's data, within the read timeout.
+    fn next(&mut self) -> serde_json::Value {
+        use std::io::BufRead;
+        loop {
+            let mut line = String::new();
+            let read = self.0.read_line(&mut line).expect("an event in time");
+            assert!(read > 0, "the event stream ended");
+            if let Some(data) = line.strip_prefix("data: ") {
+                return serde_json::from_str(data.trim_end()).expect("JSON data");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_page_hears_of_every_change_as_it_is_made_whoever_makes_it() {
+    let streamer = support::start(
+        "[[camera]]\nname = \"cam\"\n[[camera]]\nname = \"side\"\nsource = \"pushed\"\n",
+        "",
+    );
+    let address = streamer.local_addr();
+    let feeds_before: Vec<usize> = streamer
+        .cameras()
+        .iter()
+        .map(|c| c.changes.subscriber_count())
+        .collect();
+    let mut events = EventStream::open(address);
+    // The stream opens with every camera's values in force.
+    let opening: Vec<serde_json::Value> = (0..2).map(|_| events.next()).collect();
+    assert_eq!(opening[0]["camera"], "cam");
+    assert_eq!(opening[0]["fps"], 30);
+    assert_eq!(opening[0]["writer"], serde_json::Value::Null);
+    assert_eq!(opening[1]["camera"], "side");
+
+    let started = std::time::Instant::now();
+    let response = post(
+        address,
+        "/cam",
+        "application/x-www-form-urlencoded",
+        "fps=12",
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let event = events.next();
+    println!("POST to event: {:?}", started.elapsed());
+    assert_eq!(
+        (
+            &event["camera"],
+            &event["key"],
+            &event["writer"],
+            &event["fps"]
+        ),
+        (
+            &serde_json::json!("cam"),
+            &serde_json::json!("fps"),
+            &serde_json::json!("HTTP"),
+            &serde_json::json!(12)
+        )
+    );
+    assert_eq!(event["origins"]["fps"], "changed");
+
+    // A refused change sends nothing; the program's change comes next.
+    let refused = post(
+        address,
+        "/cam",
+        "application/x-www-form-urlencoded",
+        "fps=0",
+    );
+    assert_eq!(refused.status, 400);
+    let side = streamer.pushed_stream("side").expect("pushed camera");
+    side.set_quality(40).expect("quality");
+    let event = events.next();
+    assert_eq!(
+        (&event["camera"], &event["writer"], &event["quality"]),
+        (
+            &serde_json::json!("side"),
+            &serde_json::json!("the program"),
+            &serde_json::json!(40)
+        )
+    );
+
+    // Leaving ends the stream's subscriptions: nothing piles up for pages that left.
+    drop(events);
+    let left = support::wait_for(std::time::Duration::from_secs(3), || {
+        let now: Vec<usize> = streamer
+            .cameras()
+            .iter()
+            .map(|c| c.changes.subscriber_count())
+            .collect();
+        (now == feeds_before).then_some(())
+    });
+    assert!(left.is_some(), "the event stream's subscriptions stayed");
+}

@@ -15,6 +15,7 @@
 //!   at most one frame of ours plus the kernel's socket buffer.
 
 pub mod admission;
+pub mod events;
 pub mod link;
 pub mod mjpeg;
 pub mod pages;
@@ -306,6 +307,10 @@ fn respond(
                 Response::new(200, "text/html; charset=utf-8", html.as_bytes()),
             )
         }
+        Route::Events => {
+            serve_events(stream, request, shared)?;
+            Ok(Next::Close)
+        }
         Route::Stats => {
             let json = pages::stats_json(&shared.cameras, shared.started);
             send(
@@ -424,13 +429,7 @@ fn serve_stream(
         return io::Write::write_all(stream, mjpeg::stream_head().as_bytes());
     }
     let Some(place) = take_place(shared) else {
-        let message = format!(
-            "all {} stream places are taken; try again shortly\n",
-            shared.max_streams
-        );
-        return Response::text(503, &message)
-            .with_header("Retry-After", "1")
-            .write_to(stream, false, false);
+        return refuse_no_place(stream, shared);
     };
     let _place = PlaceGuard(shared, &place);
     let client_stats = Arc::new(StreamClientStats {
@@ -474,6 +473,25 @@ fn serve_stream(
     Ok(())
 }
 
+/// `GET /events`: every camera's settings as they change, holding a stream place.
+fn serve_events(stream: &mut TcpStream, request: &Request, shared: &Shared) -> io::Result<()> {
+    if request.is_head() {
+        return io::Write::write_all(stream, events::HEAD.as_bytes());
+    }
+    let Some(place) = take_place(shared) else {
+        return refuse_no_place(stream, shared);
+    };
+    let _place = PlaceGuard(shared, &place);
+    // The admission thread gives the place back the moment the client hangs up.
+    let _watch = shared.hub.watch(stream, Arc::clone(&place));
+    // A client gone quiet in the middle of an event costs its thread the write deadline.
+    let result = events::serve(stream, &shared.cameras, &place.released, &shared.stop);
+    if let Err(e) = result {
+        log::debug!("event stream ended: {e}");
+    }
+    Ok(())
+}
+
 /// A stream place, given back exactly once: by the admission thread the moment the client
 /// hangs up, or by the stream's thread when the stream ends, whichever comes first.
 #[derive(Default)]
@@ -502,6 +520,17 @@ fn take_place(shared: &Shared) -> Option<Arc<StreamPlace>> {
         }
     }
     None
+}
+
+/// The answer when every stream place is taken.
+fn refuse_no_place(stream: &mut TcpStream, shared: &Shared) -> io::Result<()> {
+    let message = format!(
+        "all {} stream places are taken; try again shortly\n",
+        shared.max_streams
+    );
+    Response::text(503, &message)
+        .with_header("Retry-After", "1")
+        .write_to(stream, false, false)
 }
 
 /// Releases a stream place when the stream's thread is done with it.

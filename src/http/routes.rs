@@ -42,6 +42,8 @@ pub enum Route {
     SettingsJson { camera: usize },
     /// cscore's `/config.json`: current mode and values.
     ConfigJson { camera: usize },
+    /// Every camera's settings as Server-Sent Events, as they change (`http/events.rs`).
+    Events,
 }
 
 /// Per-client stream parameters (Shuffleboard's and Elastic's).
@@ -129,6 +131,7 @@ pub fn resolve(
         ("/stream.mjpg", _) => return stream(0),
         ("/snapshot.jpg", _) => return snapshot(0),
         ("/stats.json", _) => return Ok(Route::Stats),
+        ("/events", _) => return Ok(Route::Events),
         ("/fps", _) => return Ok(Route::Fps),
         ("/quality", _) => return Ok(Route::Quality),
         ("/settings.json", _) => return Ok(Route::SettingsJson { camera: 0 }),
@@ -174,6 +177,7 @@ pub fn valid_urls(cameras: &[&str]) -> Vec<String> {
         "/?action=snapshot".to_owned(),
         "/snapshot.jpg".to_owned(),
         "/stats.json".to_owned(),
+        "/events".to_owned(),
         "/settings.json".to_owned(),
         "/config.json".to_owned(),
         "/?action=command&<control>=<value>".to_owned(),

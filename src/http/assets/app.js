@@ -332,8 +332,27 @@ async function boot() {
   update(stats);
   cams.forEach((c, i) => setLive(c, i < MAX_LIVE));
   await Promise.all(cams.map(loadSettings));
+  listen();
   poll();
   snapshots();
+}
+
+// Settings changed by anyone (another page, NetworkTables, the robot program) arrive the
+// moment they change: /events (Server-Sent Events; the browser reconnects by itself).
+function listen() {
+  if (!window.EventSource) return;
+  const events = new EventSource('/events');
+  events.addEventListener('settings', e => {
+    let s;
+    try { s = JSON.parse(e.data); } catch (_) { return; }
+    const c = cams.find(c => c.name === s.camera);
+    if (!c || c.busy) return;
+    const got = Object.assign({ fps: s.fps, quality: s.quality }, s.controls);
+    for (const k in got) if (!(k in c.pending) && c.values[k] !== got[k]) { c.values[k] = got[k]; show(c, k, got[k]); }
+    origins(c, s.origins);
+    // This page's own changes come back over HTTP too: those it has noted already.
+    if (s.writer && s.writer !== 'HTTP' && s.key in got) note(c, s.writer + ' set ' + s.key.replace(/_/g, ' ') + ' to ' + got[s.key]);
+  });
 }
 
 document.addEventListener('pointerdown', e => { held = e.target; });
