@@ -4,10 +4,12 @@
 //! `source = "pushed"` and calls `push_rgb`, `push_bgr`, `push_yuyv`, `push_gray` or
 //! `push_jpeg` whenever it has a picture. The stream is served exactly like a camera.
 //!
-//! Pushing never blocks the program: the frame is copied into a recycled buffer and handed
-//! to the camera's capture thread over a one-place channel; if the capture thread has not
-//! taken the previous frame yet, that stale frame is replaced. When nobody watches, the
-//! push returns at once without copying anything.
+//! Pushing never waits for the camera's capture thread: the frame is copied into a
+//! recycled buffer and handed to it over a one-place channel; if the capture thread has not
+//! taken the previous frame yet, that stale frame is replaced. A handle made with
+//! [`PushedStream::encode_in_caller`] instead encodes in the pushing thread, straight from
+//! the program's pixels: no copy and no hand-over, at the price of the encode's time in
+//! that thread. When nobody watches, the push returns at once without copying anything.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -16,7 +18,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::{FrameSource, Mode, SourceError};
 use crate::camera::{Camera, SettingError};
+use crate::capture::handle_frame;
+use crate::encode::{EncodeError, Encoder};
 use crate::frame::{CapturedFrame, Pixels, monotonic_us};
+use crate::pacing::Pacer;
 
 /// The largest frame side a program may push.
 const MAX_SIDE: u32 = 8192;
@@ -28,6 +33,18 @@ enum Format {
     Rgb,
     Bgr,
     Gray,
+}
+
+impl Format {
+    fn pixels(self, data: &[u8]) -> Pixels<'_> {
+        match self {
+            Format::Jpeg => Pixels::Jpeg(data),
+            Format::Yuyv => Pixels::Yuyv(data),
+            Format::Rgb => Pixels::Rgb(data),
+            Format::Bgr => Pixels::Bgr(data),
+            Format::Gray => Pixels::Gray(data),
+        }
+    }
 }
 
 struct PushedFrame {
@@ -65,6 +82,31 @@ pub struct PushedStream {
     stale: Receiver<PushedFrame>,
     recycled: Receiver<Vec<u8>>,
     lost: Lost,
+    /// The encoder of pushes made through this handle and its clones, when they encode in
+    /// the pushing thread ([`PushedStream::encode_in_caller`]).
+    in_caller: Option<Arc<Mutex<InCaller>>>,
+}
+
+/// What encoding in the pushing thread needs: the capture thread's encoder and pacer, and
+/// a buffer to pack padded rows into.
+struct InCaller {
+    encoder: Encoder,
+    pacer: Pacer,
+    rows: Vec<u8>,
+}
+
+impl InCaller {
+    /// Counts, paces, encodes and publishes `data` as the capture thread does a frame.
+    fn encode(&mut self, camera: &Camera, format: Format, data: &[u8], width: u32, height: u32) {
+        let frame = CapturedFrame {
+            pixels: format.pixels(data),
+            width,
+            height,
+            captured_us: monotonic_us(),
+            dropped_before: 0,
+        };
+        handle_frame(camera, &mut self.encoder, &mut self.pacer, &frame);
+    }
 }
 
 /// Why the program has no picture now (`PushedStream::lose`), shared by both ends.
@@ -79,8 +121,12 @@ pub struct PushedSource {
     lost: Lost,
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn lost_reason(lost: &Lost) -> Option<String> {
-    lost.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    lock(lost).clone()
 }
 
 /// Makes the two ends of a pushed camera.
@@ -103,6 +149,7 @@ pub fn pushed_stream(camera: Arc<Camera>) -> (PushedStream, PushedSource) {
         stale: frames_rx,
         recycled: recycle_rx,
         lost,
+        in_caller: None,
     };
     (stream, source)
 }
@@ -111,6 +158,21 @@ impl PushedStream {
     /// The camera's name (its stream is `/<name>.mjpg`).
     pub fn name(&self) -> &str {
         &self.camera.name
+    }
+
+    /// This handle, made to encode each frame in the thread that pushes it (with the
+    /// capture thread's counting, pacing and publishing), straight from the caller's
+    /// pixels: no copy into a buffer and no hand-over to the capture thread, which then
+    /// only draws NO SIGNAL while the program says its picture is lost. A push then takes
+    /// the encode's time (about half a millisecond for 640x480 here) and waits for a push
+    /// of a clone in another thread to finish encoding. Clones share the encoder.
+    pub fn encode_in_caller(mut self) -> Result<PushedStream, EncodeError> {
+        self.in_caller = Some(Arc::new(Mutex::new(InCaller {
+            encoder: Encoder::new()?,
+            pacer: Pacer::default(),
+            rows: Vec::new(),
+        })));
+        Ok(self)
     }
 
     /// Whether any client watches. A program may skip drawing its overlay when not.
@@ -157,12 +219,12 @@ impl PushedStream {
     /// Says the program has no picture, and why (its camera failed, a callback raised):
     /// clients see NO SIGNAL and the camera's `problem` is `reason` until the next push.
     pub fn lose(&self, reason: &str) {
-        *self.lost.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_owned());
+        *lock(&self.lost) = Some(reason.to_owned());
     }
 
     /// The picture is back without a push yet (see [`PushedStream::lose`]).
     pub fn found(&self) {
-        *self.lost.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *lock(&self.lost) = None;
     }
 
     /// Packed RGB, BGR, gray or YUYV rows `stride` bytes apart (`stride` at least a row's
@@ -192,11 +254,24 @@ impl PushedStream {
                 height,
             });
         }
-        self.push_with(format, width, height, needed, |buffer| {
+        let pack = |buffer: &mut Vec<u8>| {
             for y in 0..height as usize {
                 buffer.extend_from_slice(&data[y * stride..y * stride + row]);
             }
-        })
+        };
+        let Some(in_caller) = &self.in_caller else {
+            return self.push_with(format, width, height, needed, pack);
+        };
+        if !self.admit()? {
+            return Ok(());
+        }
+        let mut in_caller = lock(in_caller);
+        let mut rows = std::mem::take(&mut in_caller.rows);
+        rows.clear();
+        pack(&mut rows);
+        in_caller.encode(&self.camera, format, &rows, width, height);
+        in_caller.rows = rows;
+        Ok(())
     }
 
     fn push(&self, format: Format, data: &[u8], width: u32, height: u32) -> Result<(), PushError> {
@@ -214,9 +289,36 @@ impl PushedStream {
         } else {
             needed
         };
-        self.push_with(format, width, height, used, |buffer| {
-            buffer.extend_from_slice(&data[..used]);
-        })
+        let data = &data[..used];
+        match &self.in_caller {
+            Some(in_caller) => {
+                if self.admit()? {
+                    lock(in_caller).encode(&self.camera, format, data, width, height);
+                }
+                Ok(())
+            }
+            None => self.push_with(format, width, height, used, |buffer| {
+                buffer.extend_from_slice(data);
+            }),
+        }
+    }
+
+    /// Whether a push goes on to be encoded: the picture is back, and someone watches
+    /// (when nobody does, the frame is only counted).
+    fn admit(&self) -> Result<bool, PushError> {
+        if self.camera.slot.is_closed() {
+            return Err(PushError::Stopped);
+        }
+        self.found();
+        if self.camera.slot.has_viewers() {
+            return Ok(true);
+        }
+        let stats = &self.camera.stats;
+        stats.captured.add(1);
+        stats
+            .idle_frames
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(false)
     }
 
     /// Hands a frame of `len` bytes, written by `fill` into a recycled buffer, to the
@@ -229,16 +331,7 @@ impl PushedStream {
         len: usize,
         fill: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), PushError> {
-        if self.camera.slot.is_closed() {
-            return Err(PushError::Stopped);
-        }
-        self.found();
-        let stats = &self.camera.stats;
-        if !self.camera.slot.has_viewers() {
-            stats.captured.add(1);
-            stats
-                .idle_frames
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !self.admit()? {
             return Ok(());
         }
         let mut buffer = self.recycled.try_recv().unwrap_or_default();
@@ -338,16 +431,8 @@ impl FrameSource for PushedSource {
             // The program dropped every handle: nothing more will come.
             Err(RecvTimeoutError::Disconnected) => return Err(SourceError::Timeout),
         };
-        let data = frame.data.as_slice();
-        let pixels = match frame.format {
-            Format::Jpeg => Pixels::Jpeg(data),
-            Format::Yuyv => Pixels::Yuyv(data),
-            Format::Rgb => Pixels::Rgb(data),
-            Format::Bgr => Pixels::Bgr(data),
-            Format::Gray => Pixels::Gray(data),
-        };
         Ok(CapturedFrame {
-            pixels,
+            pixels: frame.format.pixels(&frame.data),
             width: frame.width,
             height: frame.height,
             captured_us: frame.captured_us,
@@ -424,6 +509,50 @@ mod tests {
             stream.push_rows(RawLayout::Gray, &[1, 2, 99, 99, 3], 2, 2, 4),
             Err(PushError::TooShort { needed: 6, .. })
         ));
+    }
+
+    #[test]
+    fn encoding_in_the_caller_publishes_without_the_capture_thread() {
+        let (camera, stream, mut source) = pushed_camera();
+        let stream = stream.encode_in_caller().expect("encoder");
+        stream.push_gray(&[50; 16 * 8], 16, 8).expect("push");
+        assert_eq!(
+            camera.slot.latest().seq,
+            0,
+            "nobody watches: nothing encoded"
+        );
+        assert_eq!(
+            camera
+                .stats
+                .idle_frames
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        let _viewer = camera.slot.viewer();
+        stream.push_gray(&[50; 16 * 8], 16, 8).expect("push");
+        let first = camera.slot.latest();
+        assert_eq!((first.width, first.height), (16, 8));
+        assert_eq!(camera.stats.published.total(), 1);
+        // Padded rows are packed first; the padding must not reach the picture.
+        let mut padded = vec![0u8; 8 * 20];
+        for row in padded.chunks_exact_mut(20) {
+            row[..16].fill(200);
+        }
+        std::thread::sleep(Duration::from_millis(40)); // past the camera's fps
+        stream
+            .push_rows(RawLayout::Gray, &padded, 16, 8, 20)
+            .expect("push");
+        let second = camera.slot.latest();
+        assert!(second.seq > first.seq);
+        let gray =
+            turbojpeg::decompress(second.jpeg(), turbojpeg::PixelFormat::GRAY).expect("decodable");
+        assert!(gray.pixels.iter().all(|&v| v > 190), "{:?}", gray.pixels);
+        assert_eq!(
+            source.next_frame(Duration::from_millis(10)).err(),
+            Some(SourceError::Timeout),
+            "nothing handed to the capture thread"
+        );
+        assert_eq!(camera.stats.captured.total(), 3);
     }
 
     #[test]
