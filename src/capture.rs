@@ -184,7 +184,9 @@ impl<'a> Capture<'a> {
     }
 }
 
-fn handle_frame(
+/// Counts a frame, and unless nobody watches or the camera's fps says to skip it, encodes
+/// and publishes it. Also used by pushed streams that encode in the program's thread.
+pub(crate) fn handle_frame(
     camera: &Camera,
     encoder: &mut Encoder,
     pacer: &mut Pacer,

@@ -44,18 +44,27 @@ impl FrameSlot {
         }
     }
 
-    /// The sequence number for the next frame to publish. Only the slot's one producer
-    /// (its camera's capture thread) calls this and `publish`.
+    /// The sequence number for the next frame to publish.
     pub fn next_seq(&self) -> u64 {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Replaces the slot's frame with `frame` (numbered by `next_seq`) and wakes every
-    /// waiting client. Never blocks.
+    /// waiting client, unless a newer frame is there already. A camera has one producer,
+    /// its capture thread, except a pushed camera encoding in the program's thread, where
+    /// the capture thread still draws NO SIGNAL: two producers may race between
+    /// `next_seq` and `publish`, and the newest frame wins. Never blocks.
     pub fn publish(&self, frame: Arc<Frame>) {
-        debug_assert!(frame.seq > self.frame.load().seq, "sequence must increase");
-        self.frame.store(frame);
-        self.wake_all();
+        let previous = self.frame.rcu(|current| {
+            if current.seq < frame.seq {
+                Arc::clone(&frame)
+            } else {
+                Arc::clone(current)
+            }
+        });
+        if previous.seq < frame.seq {
+            self.wake_all();
+        }
     }
 
     /// The latest frame (sequence 0 if none was ever published).
@@ -191,6 +200,19 @@ mod tests {
         assert_eq!(publish(&slot, 2), 2);
         let newest = slot.wait_newer(0, Duration::ZERO).expect("a frame");
         assert_eq!((newest.seq, newest.jpeg()[0]), (2, 2));
+    }
+
+    #[test]
+    fn a_frame_published_late_never_replaces_a_newer_one() {
+        let slot = FrameSlot::new();
+        let mut older = Frame::from_jpeg(&[1; 4], 2, 2, 0);
+        older.seq = slot.next_seq();
+        let mut newer = Frame::from_jpeg(&[2; 4], 2, 2, 0);
+        newer.seq = slot.next_seq();
+        slot.publish(Arc::new(newer));
+        slot.publish(Arc::new(older));
+        let latest = slot.latest();
+        assert_eq!((latest.seq, latest.jpeg()[0]), (2, 2));
     }
 
     #[test]

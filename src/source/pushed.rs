@@ -4,10 +4,12 @@
 //! `source = "pushed"` and calls `push_rgb`, `push_bgr`, `push_yuyv`, `push_gray` or
 //! `push_jpeg` whenever it has a picture. The stream is served exactly like a camera.
 //!
-//! Pushing never blocks the program: the frame is copied into a recycled buffer and handed
-//! to the camera's capture thread over a one-place channel; if the capture thread has not
-//! taken the previous frame yet, that stale frame is replaced. When nobody watches, the
-//! push returns at once without copying anything.
+//! Pushing never waits for the camera's capture thread: the frame is copied into a
+//! recycled buffer and handed to it over a one-place channel; if the capture thread has not
+//! taken the previous frame yet, that stale frame is replaced. A handle made with
+//! [`PushedStream::encode_in_caller`] instead encodes in the pushing thread, straight from
+//! the program's pixels: no copy and no hand-over, at the price of the encode's time in
+//! that thread. When nobody watches, the push returns at once without copying anything.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,9 +18,12 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::{FrameSource, Mode, SourceError};
 use crate::camera::{Camera, ChangeError};
+use crate::capture::handle_frame;
 use crate::controls::ControlValue;
+use crate::encode::{EncodeError, Encoder};
 use crate::frame::{CapturedFrame, Pixels, monotonic_us};
 use crate::lock::lock;
+use crate::pacing::Pacer;
 use crate::settings::{self, Writer};
 
 /// The largest frame side a program may push.
@@ -31,6 +36,18 @@ enum Format {
     Rgb,
     Bgr,
     Gray,
+}
+
+impl Format {
+    fn pixels(self, data: &[u8]) -> Pixels<'_> {
+        match self {
+            Format::Jpeg => Pixels::Jpeg(data),
+            Format::Yuyv => Pixels::Yuyv(data),
+            Format::Rgb => Pixels::Rgb(data),
+            Format::Bgr => Pixels::Bgr(data),
+            Format::Gray => Pixels::Gray(data),
+        }
+    }
 }
 
 struct PushedFrame {
@@ -68,6 +85,31 @@ pub struct PushedStream {
     stale: Receiver<PushedFrame>,
     recycled: Receiver<Vec<u8>>,
     lost: Lost,
+    /// The encoder of pushes made through this handle and its clones, when they encode in
+    /// the pushing thread ([`PushedStream::encode_in_caller`]).
+    in_caller: Option<Arc<Mutex<InCaller>>>,
+}
+
+/// What encoding in the pushing thread needs: the capture thread's encoder and pacer, and
+/// a buffer to pack padded rows into.
+struct InCaller {
+    encoder: Encoder,
+    pacer: Pacer,
+    rows: Vec<u8>,
+}
+
+impl InCaller {
+    /// Counts, paces, encodes and publishes `data` as the capture thread does a frame.
+    fn encode(&mut self, camera: &Camera, format: Format, data: &[u8], width: u32, height: u32) {
+        let frame = CapturedFrame {
+            pixels: format.pixels(data),
+            width,
+            height,
+            captured_us: monotonic_us(),
+            dropped_before: 0,
+        };
+        handle_frame(camera, &mut self.encoder, &mut self.pacer, &frame);
+    }
 }
 
 /// Why the program has no picture now (`PushedStream::lose`), shared by both ends.
@@ -106,6 +148,7 @@ pub fn pushed_stream(camera: Arc<Camera>) -> (PushedStream, PushedSource) {
         stale: frames_rx,
         recycled: recycle_rx,
         lost,
+        in_caller: None,
     };
     (stream, source)
 }
@@ -114,6 +157,21 @@ impl PushedStream {
     /// The camera's name (its stream is `/<name>.mjpg`).
     pub fn name(&self) -> &str {
         &self.camera.name
+    }
+
+    /// This handle, made to encode each frame in the thread that pushes it (with the
+    /// capture thread's counting, pacing and publishing), straight from the caller's
+    /// pixels: no copy into a buffer and no hand-over to the capture thread, which then
+    /// only draws NO SIGNAL while the program says its picture is lost. A push then takes
+    /// the encode's time (about half a millisecond for 640x480 here) and waits for a push
+    /// of a clone in another thread to finish encoding. Clones share the encoder.
+    pub fn encode_in_caller(mut self) -> Result<PushedStream, EncodeError> {
+        self.in_caller = Some(Arc::new(Mutex::new(InCaller {
+            encoder: Encoder::new()?,
+            pacer: Pacer::default(),
+            rows: Vec::new(),
+        })));
+        Ok(self)
     }
 
     /// Whether any client watches. A program may skip drawing its overlay when not.
@@ -204,11 +262,24 @@ impl PushedStream {
                 height,
             });
         }
-        self.push_with(format, width, height, needed, |buffer| {
+        let pack = |buffer: &mut Vec<u8>| {
             for y in 0..height as usize {
                 buffer.extend_from_slice(&data[y * stride..y * stride + row]);
             }
-        })
+        };
+        let Some(in_caller) = &self.in_caller else {
+            return self.push_with(format, width, height, needed, pack);
+        };
+        if !self.admit()? {
+            return Ok(());
+        }
+        let mut in_caller = lock(in_caller);
+        let mut rows = std::mem::take(&mut in_caller.rows);
+        rows.clear();
+        pack(&mut rows);
+        in_caller.encode(&self.camera, format, &rows, width, height);
+        in_caller.rows = rows;
+        Ok(())
     }
 
     fn push(&self, format: Format, data: &[u8], width: u32, height: u32) -> Result<(), PushError> {
@@ -226,9 +297,36 @@ impl PushedStream {
         } else {
             needed
         };
-        self.push_with(format, width, height, used, |buffer| {
-            buffer.extend_from_slice(&data[..used]);
-        })
+        let data = &data[..used];
+        match &self.in_caller {
+            Some(in_caller) => {
+                if self.admit()? {
+                    lock(in_caller).encode(&self.camera, format, data, width, height);
+                }
+                Ok(())
+            }
+            None => self.push_with(format, width, height, used, |buffer| {
+                buffer.extend_from_slice(data);
+            }),
+        }
+    }
+
+    /// Whether a push goes on to be encoded: the picture is back, and someone watches
+    /// (when nobody does, the frame is only counted).
+    fn admit(&self) -> Result<bool, PushError> {
+        if self.camera.slot.is_closed() {
+            return Err(PushError::Stopped);
+        }
+        self.found();
+        if self.camera.slot.has_viewers() {
+            return Ok(true);
+        }
+        let stats = &self.camera.stats;
+        stats.captured.add(1);
+        stats
+            .idle_frames
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(false)
     }
 
     /// Hands a frame of `len` bytes, written by `fill` into a recycled buffer, to the
@@ -241,16 +339,7 @@ impl PushedStream {
         len: usize,
         fill: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), PushError> {
-        if self.camera.slot.is_closed() {
-            return Err(PushError::Stopped);
-        }
-        self.found();
-        let stats = &self.camera.stats;
-        if !self.camera.slot.has_viewers() {
-            stats.captured.add(1);
-            stats
-                .idle_frames
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !self.admit()? {
             return Ok(());
         }
         let mut buffer = self.recycled.try_recv().unwrap_or_default();
@@ -350,16 +439,8 @@ impl FrameSource for PushedSource {
             // The program dropped every handle: nothing more will come.
             Err(RecvTimeoutError::Disconnected) => return Err(SourceError::Timeout),
         };
-        let data = frame.data.as_slice();
-        let pixels = match frame.format {
-            Format::Jpeg => Pixels::Jpeg(data),
-            Format::Yuyv => Pixels::Yuyv(data),
-            Format::Rgb => Pixels::Rgb(data),
-            Format::Bgr => Pixels::Bgr(data),
-            Format::Gray => Pixels::Gray(data),
-        };
         Ok(CapturedFrame {
-            pixels,
+            pixels: frame.format.pixels(&frame.data),
             width: frame.width,
             height: frame.height,
             captured_us: frame.captured_us,
@@ -436,6 +517,50 @@ mod tests {
             stream.push_rows(RawLayout::Gray, &[1, 2, 99, 99, 3], 2, 2, 4),
             Err(PushError::TooShort { needed: 6, .. })
         ));
+    }
+
+    #[test]
+    fn encoding_in_the_caller_publishes_without_the_capture_thread() {
+        let (camera, stream, mut source) = pushed_camera();
+        let stream = stream.encode_in_caller().expect("encoder");
+        stream.push_gray(&[50; 16 * 8], 16, 8).expect("push");
+        assert_eq!(
+            camera.slot.latest().seq,
+            0,
+            "nobody watches: nothing encoded"
+        );
+        assert_eq!(
+            camera
+                .stats
+                .idle_frames
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        let _viewer = camera.slot.viewer();
+        stream.push_gray(&[50; 16 * 8], 16, 8).expect("push");
+        let first = camera.slot.latest();
+        assert_eq!((first.width, first.height), (16, 8));
+        assert_eq!(camera.stats.published.total(), 1);
+        // Padded rows are packed first; the padding must not reach the picture.
+        let mut padded = vec![0u8; 8 * 20];
+        for row in padded.chunks_exact_mut(20) {
+            row[..16].fill(200);
+        }
+        std::thread::sleep(Duration::from_millis(40)); // past the camera's fps
+        stream
+            .push_rows(RawLayout::Gray, &padded, 16, 8, 20)
+            .expect("push");
+        let second = camera.slot.latest();
+        assert!(second.seq > first.seq);
+        let gray =
+            turbojpeg::decompress(second.jpeg(), turbojpeg::PixelFormat::GRAY).expect("decodable");
+        assert!(gray.pixels.iter().all(|&v| v > 190), "{:?}", gray.pixels);
+        assert_eq!(
+            source.next_frame(Duration::from_millis(10)).err(),
+            Some(SourceError::Timeout),
+            "nothing handed to the capture thread"
+        );
+        assert_eq!(camera.stats.captured.total(), 3);
     }
 
     #[test]

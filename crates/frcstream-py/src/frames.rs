@@ -5,9 +5,9 @@
 //! The extension is built for the stable ABI of Python 3.9 (Debian 11's, the oldest a
 //! coprocessor image has), where the C buffer protocol is not part of the stable ABI; so
 //! arrays are read through `__array_interface__` (numpy's, version 3): the data pointer,
-//! shape and strides, without a copy. The pixels are copied once, into the stream's
-//! recycled buffer, with the GIL released; encoding happens on the stream's capture
-//! thread, never on the caller's.
+//! shape and strides, without a copy. The frame is encoded from there in the caller's
+//! thread with the GIL released (the stream's handle encodes in the caller, see
+//! `handles` in lib.rs): no copy of the pixels, no hand-over to the capture thread.
 
 use frcstream::PushedStream;
 use frcstream::source::pushed::{PushError, RawLayout};

@@ -73,8 +73,9 @@ class Stream:
     @property
     def name(self) -> str: ...
     def put_frame(self, frame: Frame, format: Optional[Format] = None) -> None:
-        """Pushes a frame; never blocks. Raises TypeError/ValueError saying what was
-        expected for a frame it cannot read."""
+        """Pushes a frame: encodes it in this thread with the GIL released, straight from
+        the array (no copy), and returns; at once when nobody watches. Raises
+        TypeError/ValueError saying what was expected for a frame it cannot read."""
     def set_lost(self, reason: str) -> None:
         """NO SIGNAL, with `reason` on the page, until the next frame."""
     @property
