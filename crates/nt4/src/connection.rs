@@ -33,6 +33,7 @@ use tungstenite::{Message, WebSocket};
 use crate::config::{Endpoint, NtProtocol};
 use crate::protocol::{self, DataMessage, MessageError, RTT_ID, ServerMessage};
 use crate::shared::{NtUpdate, Retained, Shared};
+use crate::time_sync::{ClockFilter, monotonic_us};
 use crate::value::{NtType, NtValue};
 
 const SUBPROTOCOL_V41: &str = "v4.1.networktables.first.wpi.edu";
@@ -51,8 +52,6 @@ const V40_RTT_INTERVAL: Duration = Duration::from_secs(1);
 const V40_TIMEOUT: Duration = Duration::from_secs(3);
 /// 4.1 re-measures the clock offset now and then; the lowest round trip wins.
 const V41_RTT_INTERVAL: Duration = Duration::from_secs(3);
-/// A round trip longer than this is not used for time sync.
-const MAX_RTT_US: i64 = 5_000_000;
 /// How long writes may stay blocked before the connection is dropped.
 const SEND_STALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest message accepted from the server.
@@ -109,6 +108,7 @@ pub(crate) fn spawn(
         shared,
         endpoint,
         epoch: Instant::now(),
+        epoch_us: monotonic_us(),
         wake_rx,
     };
     std::thread::Builder::new()
@@ -120,8 +120,10 @@ pub(crate) fn spawn(
 struct ConnectionThread {
     shared: Arc<Shared>,
     endpoint: Endpoint,
-    /// Zero of the local clock sent in time-sync messages.
+    /// An instant and the same instant on the local clock of time-sync messages
+    /// (`CLOCK_MONOTONIC` in µs, which `Instant` reads on Linux).
     epoch: Instant,
+    epoch_us: i64,
     wake_rx: UnixStream,
 }
 
@@ -192,8 +194,11 @@ impl ConnectionThread {
         while matches!((&self.wake_rx).read(&mut buf), Ok(n) if n > 0) {}
     }
 
+    /// `t` on the local clock of time sync ([`monotonic_us`]).
     fn local_us(&self, t: Instant) -> i64 {
-        i64::try_from(t.saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX)
+        let since_epoch =
+            i64::try_from(t.saturating_duration_since(self.epoch).as_micros()).unwrap_or(i64::MAX);
+        self.epoch_us.saturating_add(since_epoch)
     }
 
     fn connect(&self) -> Result<(WebSocket<NetStream>, NtProtocol), ConnError> {
@@ -364,9 +369,9 @@ struct Session<'w> {
     /// Publisher and subscription ids sent on this connection.
     published: HashSet<i64>,
     subscribed: HashSet<i64>,
-    /// Server time minus local time (µs), from the lowest round trip so far.
+    /// Server time minus local time (µs), from the lowest recent round trip.
     offset_us: Option<i64>,
-    best_rtt_us: i64,
+    clock: ClockFilter,
     last_rx: Instant,
     next_ping: Instant,
     next_rtt: Instant,
@@ -384,6 +389,7 @@ struct Session<'w> {
 impl Drop for Session<'_> {
     fn drop(&mut self) {
         self.shared().set_announced(0);
+        self.shared().set_time_sync(None);
     }
 }
 
@@ -399,7 +405,7 @@ impl<'w> Session<'w> {
             published: HashSet::new(),
             subscribed: HashSet::new(),
             offset_us: None,
-            best_rtt_us: i64::MAX,
+            clock: ClockFilter::default(),
             last_rx: now,
             next_ping: now,
             next_rtt: now,
@@ -725,25 +731,22 @@ impl<'w> Session<'w> {
             return self.malformed(MessageError::BadField("time sync value"));
         };
         let now_us = self.thread.local_us(Instant::now());
-        let rtt_us = now_us.saturating_sub(sent_us);
-        if !(0..=MAX_RTT_US).contains(&rtt_us) {
-            return self.malformed(MessageError::BadField("time sync echo"));
-        }
-        if rtt_us < self.best_rtt_us {
-            let first = self.offset_us.is_none();
-            self.best_rtt_us = rtt_us;
-            self.offset_us = Some(
-                m.timestamp_us
-                    .saturating_add(rtt_us / 2)
-                    .saturating_sub(now_us),
-            );
-            if first {
-                debug!(
-                    "NetworkTables: clock synchronised with {} (round trip {rtt_us} µs)",
-                    self.thread.label()
-                );
+        let sync = match self.clock.record(sent_us, m.timestamp_us, now_us) {
+            Ok(sync) => sync,
+            Err(e) => {
+                debug!("NetworkTables: {e}");
+                return self.malformed(MessageError::BadField("time sync echo"));
             }
+        };
+        if self.offset_us.is_none() {
+            debug!(
+                "NetworkTables: clock synchronised with {} (round trip {} µs)",
+                self.thread.label(),
+                sync.rtt_us
+            );
         }
+        self.offset_us = Some(sync.offset_us);
+        self.shared().set_time_sync(Some(sync));
     }
 
     fn deliver(&mut self, m: DataMessage) {

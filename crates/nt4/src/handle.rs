@@ -16,6 +16,7 @@ use crate::NtError;
 use crate::config::{Endpoint, NtClientConfig, NtProtocol};
 use crate::connection;
 use crate::shared::{NtUpdate, Published, Retained, Shared, Subscription};
+use crate::time_sync::TimeSync;
 use crate::value::{NtType, NtValue};
 
 /// Updates waiting in one subscription's channel before new ones are dropped.
@@ -195,6 +196,21 @@ impl NtClient {
         self.shared.connection()
     }
 
+    /// The server's clock against the local one (`CLOCK_MONOTONIC` in µs,
+    /// [`monotonic_us`](crate::monotonic_us)), from the lowest round trip of the last few
+    /// time syncs of the live connection; `None` while disconnected and until the first
+    /// answer of a connection (a restarted server may have another clock).
+    pub fn time_sync(&self) -> Option<TimeSync> {
+        self.shared.time_sync()
+    }
+
+    /// The server time (µs) of `local_us`, a `CLOCK_MONOTONIC` time in µs (a V4L2 buffer's
+    /// timestamp, [`monotonic_us`](crate::monotonic_us)); `None` while the clock is not
+    /// synchronised (see [`NtClient::time_sync`]).
+    pub fn server_time_us(&self, local_us: i64) -> Option<i64> {
+        self.time_sync().map(|sync| sync.server_time_us(local_us))
+    }
+
     /// Closes the connection and joins the thread, for this handle and all its clones
     /// (their calls still change the in-memory state, but nothing is sent any more).
     /// Dropping the last handle does the same.
@@ -286,6 +302,8 @@ mod tests {
         nt.unpublish("/a").expect("unpublish");
         assert!(matches!(nt.unpublish("/a"), Err(NtError::NotPublished(_))));
         assert!(!nt.is_connected());
+        assert_eq!(nt.time_sync(), None, "no server, no clock");
+        assert_eq!(nt.server_time_us(crate::monotonic_us()), None);
         nt.stop();
     }
 }

@@ -43,12 +43,14 @@ mod connection;
 mod handle;
 mod protocol;
 mod shared;
+mod time_sync;
 mod value;
 
 pub use config::{NtClientConfig, NtProtocol, parse_server};
 pub use connection::MAX_ANNOUNCED;
 pub use handle::NtClient;
 pub use shared::NtUpdate;
+pub use time_sync::{TimeSync, monotonic_us};
 pub use value::{NtType, NtValue};
 
 /// The README's example compiles too.

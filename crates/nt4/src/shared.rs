@@ -17,6 +17,7 @@ use crossbeam_channel::Sender;
 use serde_json::{Map, Value as Json};
 
 use crate::config::NtProtocol;
+use crate::time_sync::TimeSync;
 use crate::value::{NtType, NtValue};
 
 /// Publisher and subscriber ids stay within ntcore's accepted range.
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     /// Topics announced on the live connection and kept.
     announced: AtomicUsize,
+    /// The live connection's clock offset, once measured.
+    time_sync: Mutex<Option<TimeSync>>,
     /// Writing a byte here wakes the thread.
     waker: UnixStream,
 }
@@ -54,6 +57,7 @@ impl Shared {
             connection: AtomicU8::new(0),
             stop: AtomicBool::new(false),
             announced: AtomicUsize::new(0),
+            time_sync: Mutex::new(None),
             waker,
         }
     }
@@ -85,6 +89,14 @@ impl Shared {
 
     pub(crate) fn set_announced(&self, topics: usize) {
         self.announced.store(topics, Ordering::Relaxed);
+    }
+
+    pub(crate) fn time_sync(&self) -> Option<TimeSync> {
+        *self.time_sync.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_time_sync(&self, sync: Option<TimeSync>) {
+        *self.time_sync.lock().unwrap_or_else(PoisonError::into_inner) = sync;
     }
 
     pub(crate) fn stopping(&self) -> bool {
