@@ -12,6 +12,7 @@ use crate::controls::{CameraControls, ControlError, ControlValue};
 use crate::frame_slot::FrameSlot;
 use crate::governor::Governor;
 use crate::lock::lock;
+use crate::robot_clock::RobotClock;
 use crate::saved_settings::{ConfigValues, StateFile, Verdict, verdict};
 use crate::settings::{self, ChangeFeed, Changed, LiveSettings, Origin, OutOfRange, Spec, Writer};
 use crate::source::Mode;
@@ -45,6 +46,8 @@ pub struct Camera {
     state_file: OnceLock<Arc<StateFile>>,
     /// The camera's part of the robot's bandwidth budget (`budget.rs`).
     pub governor: Governor,
+    /// The robot's clock, for frame times in it (set by NetworkTables while synchronised).
+    pub robot_clock: Arc<RobotClock>,
 }
 
 impl Camera {
@@ -82,7 +85,17 @@ impl Camera {
             origins: Mutex::new(origins),
             state_file: OnceLock::new(),
             governor: Governor::new(config),
+            robot_clock: Arc::default(),
         }
+    }
+
+    /// The capture time of the newest frame in the robot's clock (µs), while that clock is
+    /// synchronised and a frame was published.
+    pub fn frame_robot_time_us(&self) -> Option<i64> {
+        let newest = self.slot.latest();
+        (newest.seq > 0)
+            .then_some(newest.captured_us)
+            .and_then(|captured_us| self.robot_clock.robot_time_us(captured_us))
     }
 
     /// The JPEG quality frames are encoded at: the setting, or less under the budget.

@@ -26,6 +26,7 @@ pub mod memory;
 pub mod networktables;
 pub mod no_signal;
 pub mod pacing;
+pub mod robot_clock;
 pub mod saved_settings;
 pub mod settings;
 pub mod source;

@@ -18,7 +18,7 @@ use crate::capture;
 use crate::config::StateFileSetting;
 use crate::config::{CameraConfig, Config, SourceSpec};
 use crate::http::{HttpServer, Limits};
-use crate::networktables::{CameraPublisher, NtCamera, NtError};
+use crate::networktables::{CameraPublisher, NtCamera, NtError, RobotClockFeed};
 use crate::saved_settings::{self, StateFile};
 use crate::source::jpeg_folder::JpegFolder;
 use crate::source::pushed::{PushedStream, pushed_stream};
@@ -65,6 +65,8 @@ struct Running {
     /// Servers of cameras with a port of their own, by camera name.
     camera_servers: Vec<(String, HttpServer)>,
     networktables: Option<CameraPublisher>,
+    /// Gives the cameras the robot's clock while NetworkTables has it.
+    robot_clock: Option<RobotClockFeed>,
     /// Writes settings changed at run time to the state file, when there is one.
     settings_writer: Option<saved_settings::Writer>,
     /// The bandwidth budget's governor thread (`budget.rs`), unless `max_mbit = 0`.
@@ -73,7 +75,9 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // First, so nothing about cameras being torn down reaches NetworkTables.
+        // First, so nothing about cameras being torn down reaches NetworkTables (the clock
+        // feed holds a clone of the client: the connection closes with both).
+        drop(self.robot_clock.take());
         drop(self.networktables.take());
         self.stop.store(true, Ordering::SeqCst);
         for camera in &self.cameras {
@@ -181,6 +185,10 @@ impl Streamer {
                 None
             }
         };
+        if let Some(publisher) = &running.networktables {
+            let feed = RobotClockFeed::start(publisher.client(), running.cameras.clone());
+            running.robot_clock = Some(feed.map_err(StartError::Thread)?);
+        }
         Ok(Streamer {
             running,
             pushed,

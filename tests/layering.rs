@@ -28,6 +28,8 @@ const LAYERS: &[&[&str]] = &[
         // The settings table and change feed; the NT4 client's re-exports and log policy.
         "settings",
         "networktables",
+        // The offset to the robot's clock: NetworkTables writes it, HTTP reads it.
+        "robot_clock",
     ],
     // The frame slot, encoding, the source trait, the V4L2 ioctl layer, HTTP's byte level.
     &[
@@ -60,7 +62,7 @@ const LAYERS: &[&[&str]] = &[
         "http::settings",
     ],
     &["http"],
-    &["networktables::camera_publisher"],
+    &["networktables::camera_publisher", "networktables::robot_clock_feed"],
     &["streamer"],
     &["systemd"],
 ];

@@ -110,6 +110,7 @@ pub fn stream<G>(
         wake: Condvar::new(),
         delivered: Box::new(delivered),
         stats: Arc::clone(client_stats),
+        robot_clock: Arc::clone(&camera.robot_clock),
     });
     let _watch = watch(&me);
     let _subscription = senders.subscribe(slot, &me)?;

@@ -13,6 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::camera::Camera;
+use crate::robot_clock::RobotClockSync;
 use crate::stats::{LatencySummary, StreamClientReport, round2};
 
 const SHELL: &str = include_str!("assets/index.html");
@@ -134,7 +135,13 @@ struct CameraReport {
     mbit_per_second: f64,
     clients: usize,
     frames: FrameCounts,
+    /// Capture to send, ms.
     latency: LatencySummary,
+    /// The offset to the robot's clock (NetworkTables server time) and its round trip, µs,
+    /// while synchronised.
+    robot_clock: Option<RobotClockSync>,
+    /// The newest frame's capture time in the robot's clock, µs.
+    frame_robot_time_us: Option<i64>,
     client_list: Vec<StreamClientReport>,
     /// Other sizes and qualities being watched, each encoded once per frame.
     variants: Vec<crate::variants::VariantReport>,
@@ -209,6 +216,8 @@ fn camera_report(camera: &Camera) -> CameraReport {
             variant_encodes: camera.variants.encodes.load(Ordering::Relaxed),
         },
         latency: stats.latency.summary(),
+        robot_clock: camera.robot_clock.sync(),
+        frame_robot_time_us: camera.frame_robot_time_us(),
         client_list: stats.stream_client_reports(),
         variants: camera.variants.report(),
         governor: camera
@@ -281,5 +290,25 @@ mod tests {
         assert_eq!(json["cameras"][0]["governor"]["quality"], 50);
         assert_eq!(json["cameras"][0]["governor"]["quality_capped"], false);
         assert_eq!(json["budget"]["used_mbit"], 0.0);
+        // No NetworkTables, no robot clock.
+        assert_eq!(json["cameras"][0]["robot_clock"], serde_json::Value::Null);
+        assert_eq!(json["cameras"][0]["frame_robot_time_us"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn stats_json_shows_the_robot_clock_and_the_newest_frame_in_it() {
+        let camera = Arc::new(Camera::new(&CameraConfig::embedded_default()));
+        camera.robot_clock.set(Some(RobotClockSync {
+            offset_us: 5_000,
+            rtt_us: 300,
+        }));
+        let mut frame = crate::frame::Frame::from_jpeg(b"\xFF\xD8\xFF\xD9", 2, 2, 1_000);
+        frame.seq = 1;
+        camera.slot.publish(Arc::new(frame));
+        let json: serde_json::Value =
+            serde_json::from_str(&stats_json(&[camera], Instant::now())).expect("json");
+        assert_eq!(json["cameras"][0]["robot_clock"]["offset_us"], 5_000);
+        assert_eq!(json["cameras"][0]["robot_clock"]["rtt_us"], 300);
+        assert_eq!(json["cameras"][0]["frame_robot_time_us"], 6_000);
     }
 }

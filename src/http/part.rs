@@ -1,5 +1,5 @@
 //! One part of cscore's multipart MJPEG stream on the wire: its headers (`Content-Length`,
-//! `X-Timestamp`), the shared JPEG bytes and the boundary that closes it, written with one
+//! `X-Timestamp`; `X-Robot-Timestamp` while the robot's clock is known), the shared JPEG bytes and the boundary that closes it, written with one
 //! `writev` and no copy of the JPEG; a part the socket could not take at once is finished
 //! from where it stopped, within the write deadline.
 
@@ -15,14 +15,18 @@ pub const BOUNDARY: &str = "boundarydonotcross";
 /// What follows every JPEG: the boundary that closes its part (`BOUNDARY`, spelt out).
 const PART_TAIL: &str = "\r\n--boundarydonotcross\r\n";
 
-/// The headers of a frame's part.
-fn part_head(frame: &Frame) -> String {
+/// The headers of a frame's part. `robot_time_us` is its capture time in the robot's clock
+/// (the NetworkTables server's, µs, as `Timer.getFPGATimestamp()` logs count), when known.
+fn part_head(frame: &Frame, robot_time_us: Option<i64>) -> String {
     let mut head = format!(
         "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {}.{:06}\r\n",
         frame.jpeg().len(),
         frame.captured_us / 1_000_000,
         frame.captured_us % 1_000_000
     );
+    if let Some(robot_us) = robot_time_us {
+        head.push_str(&format!("X-Robot-Timestamp: {robot_us}\r\n"));
+    }
     // The NO SIGNAL card says so, for programs watching the stream (and the tests).
     if frame.kind == FrameKind::NoSignal {
         head.push_str("X-Frame-Kind: no-signal\r\n");
@@ -38,10 +42,11 @@ pub(crate) struct Part<'a> {
 }
 
 impl<'a> Part<'a> {
-    pub fn new(frame: &'a Frame) -> Part<'a> {
+    /// The part of `frame`, with its capture time in the robot's clock when known.
+    pub fn new(frame: &'a Frame, robot_time_us: Option<i64>) -> Part<'a> {
         Part {
             frame,
-            head: part_head(frame),
+            head: part_head(frame, robot_time_us),
         }
     }
 
@@ -131,7 +136,7 @@ mod tests {
         let mut frame = Frame::from_jpeg(b"\xFF\xD8JPEG\xFF\xD9", 2, 2, 12_345_678);
         frame.seq = 1;
         let (out, reader) = socket_pair();
-        let part = Part::new(&frame);
+        let part = Part::new(&frame, None);
         part.send_rest(&out, 0).expect("send");
         drop(out);
         let expected: &[u8] = b"Content-Type: image/jpeg\r\nContent-Length: 8\r\nX-Timestamp: 12.345678\r\n\r\n\xFF\xD8JPEG\xFF\xD9\r\n--boundarydonotcross\r\n";
@@ -141,12 +146,25 @@ mod tests {
     }
 
     #[test]
+    fn a_part_carries_the_robot_time_while_it_is_known() {
+        let frame = Frame::from_jpeg(b"\xFF\xD8JPEG\xFF\xD9", 2, 2, 12_345_678);
+        let part = Part::new(&frame, Some(98_765_432));
+        assert_eq!(
+            part.head,
+            "Content-Type: image/jpeg\r\nContent-Length: 8\r\nX-Timestamp: 12.345678\r\n\
+             X-Robot-Timestamp: 98765432\r\n\r\n"
+        );
+        assert_eq!(part.len(), part.head.len() + 8 + PART_TAIL.len());
+        assert!(!Part::new(&frame, None).head.contains("Robot"));
+    }
+
+    #[test]
     fn a_part_started_elsewhere_is_finished_from_where_it_stopped() {
         let mut frame = Frame::from_jpeg(&[0x55; 70_000], 2, 2, 12_345_678);
         frame.kind = FrameKind::NoSignal;
         let (out, reader) = socket_pair();
         out.set_nonblocking(true).expect("non-blocking");
-        let part = Part::new(&frame);
+        let part = Part::new(&frame, None);
         part.send_rest(&out, 0).expect("send");
         part.send_rest(&out, 100).expect("send the rest");
         drop(out);
@@ -181,7 +199,7 @@ mod tests {
         out.set_nonblocking(true).expect("non-blocking");
         let frame = Frame::from_jpeg(&[0x55; 4_000_000], 2, 2, 0);
         let started = Instant::now();
-        let err = Part::new(&frame)
+        let err = Part::new(&frame, None)
             .send_rest(&out, 0)
             .expect_err("nobody reads");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);

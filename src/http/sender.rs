@@ -37,6 +37,7 @@ use crate::frame::{Frame, monotonic_us};
 use crate::frame_slot::FrameSlot;
 use crate::lock::lock;
 use crate::pacing::Pacer;
+use crate::robot_clock::RobotClock;
 use crate::stats::StreamClientStats;
 
 /// How long the sender sleeps without a new frame before it looks again for clients that
@@ -51,8 +52,13 @@ const CLIENT_WAKE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Work the sender hands to a client's own thread.
 pub enum Job {
-    /// Send the rest of this frame's part: `sent` bytes of it went already.
-    Finish { frame: Arc<Frame>, sent: usize },
+    /// Send the rest of this frame's part: `sent` bytes of it went already, with the
+    /// robot time its head was written with.
+    Finish {
+        frame: Arc<Frame>,
+        robot_time_us: Option<i64>,
+        sent: usize,
+    },
     /// The link is still busy with earlier parts: wait until it clears, then send the
     /// newest frame.
     Wait,
@@ -180,6 +186,8 @@ pub struct StreamClient {
     pub delivered: Delivered,
     /// The client's statistics, where its link figures are shown.
     pub stats: Arc<StreamClientStats>,
+    /// The robot's clock, for each part's `X-Robot-Timestamp`.
+    pub robot_clock: Arc<RobotClock>,
 }
 
 impl StreamClient {
@@ -206,7 +214,8 @@ impl StreamClient {
             }
         };
         let frame = &frame;
-        let part = Part::new(frame);
+        let robot_time_us = self.robot_clock.robot_time_us(frame.captured_us);
+        let part = Part::new(frame, robot_time_us);
         match part.send_some(&self.socket, 0) {
             Ok(sent) if sent == part.len() => {
                 drop(state);
@@ -216,6 +225,7 @@ impl StreamClient {
                 state.busy = true;
                 state.job = Some(Job::Finish {
                     frame: Arc::clone(frame),
+                    robot_time_us,
                     sent,
                 });
                 self.wake.notify_one();
@@ -241,8 +251,12 @@ impl StreamClient {
                 None if slot.is_closed() => return Ok(()),
                 None => {}
                 Some(Job::Fail(e)) => return Err(e),
-                Some(Job::Finish { frame, sent }) => {
-                    self.finish(&frame, sent)?;
+                Some(Job::Finish {
+                    frame,
+                    robot_time_us,
+                    sent,
+                }) => {
+                    self.finish(&frame, robot_time_us, sent)?;
                     self.catch_up(slot)?;
                 }
                 Some(Job::Wait) => self.catch_up(slot)?,
@@ -274,8 +288,10 @@ impl StreamClient {
     }
 
     /// Sends the rest of a part the sender started (or all of it), waiting for the socket.
-    fn finish(&self, frame: &Frame, sent: usize) -> io::Result<()> {
-        let part = Part::new(frame);
+    /// `robot_time_us` is the one its head was started with: the clock may have been
+    /// measured again since.
+    fn finish(&self, frame: &Frame, robot_time_us: Option<i64>, sent: usize) -> io::Result<()> {
+        let part = Part::new(frame, robot_time_us);
         part.send_rest(&self.socket, sent)?;
         (self.delivered)(frame, part.len());
         Ok(())
@@ -320,7 +336,8 @@ impl StreamClient {
                 std::thread::sleep(Duration::from_micros(retry_us));
                 continue;
             };
-            self.finish(&frame, 0)?;
+            let robot_time_us = self.robot_clock.robot_time_us(frame.captured_us);
+            self.finish(&frame, robot_time_us, 0)?;
             progress = (u64::MAX, Instant::now());
         }
     }

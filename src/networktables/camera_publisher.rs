@@ -11,8 +11,9 @@
 //! - Statistics under `/frcstream/<name>/`: `captured_fps`, `delivered_fps`,
 //!   `mbit_per_second`, `latency_ms` (double; median capture-to-send latency),
 //!   `quality_in_force`, `fps_in_force` and `budget_share_mbit` (the bandwidth budget's
-//!   choice, `budget.rs`; double) and `clients` (int), looked at every 500 ms and sent
-//!   only when they changed.
+//!   choice, `budget.rs`; double), `clients` and `frame_robot_time_us` (int: the newest
+//!   frame's capture time in the robot's clock while it is synchronised,
+//!   `robot_clock_feed.rs`), looked at every 500 ms and sent only when they changed.
 //! - The run-time settings of the settings table (`settings.rs`: `fps`, `quality`) under
 //!   `/frcstream/<name>/` (int, `retained`), written with timestamp 0 (a default) and
 //!   subscribed to.
@@ -149,6 +150,12 @@ impl CameraPublisher {
         self.client.is_connected()
     }
 
+    /// The NT client (a clone sharing the connection), for features with threads of their
+    /// own.
+    pub fn client(&self) -> NtClient {
+        NtClient::clone(&self.client)
+    }
+
     /// Stops the thread and closes the connection (the same as dropping it).
     pub fn stop(self) {}
 }
@@ -254,6 +261,7 @@ struct CameraTopics {
     streams: Option<Vec<String>>,
     stats: [Option<f64>; DOUBLE_STATS.len()],
     clients: Option<i64>,
+    frame_robot_time_us: Option<i64>,
     /// Topics dashboards write: the settings, then the controls as they are found.
     writable: HashMap<String, WritableTopic>,
     /// `PropertyInfo/` topics published so far, with their values.
@@ -288,6 +296,7 @@ impl CameraTopics {
             streams: None,
             stats: [None; DOUBLE_STATS.len()],
             clients: None,
+            frame_robot_time_us: None,
             writable,
             property_info: HashMap::new(),
         }
@@ -493,7 +502,9 @@ impl Worker {
             for key in DOUBLE_STATS {
                 self.publish(&format!("{}{key}", cam.own), NtType::Double, none.clone());
             }
-            self.publish(&format!("{}clients", cam.own), NtType::Int, none.clone());
+            for key in ["clients", "frame_robot_time_us"] {
+                self.publish(&format!("{}{key}", cam.own), NtType::Int, none.clone());
+            }
             for (topic, writable) in &cam.writable {
                 self.publish(topic, NtType::Int, json!({"retained": true}));
                 if let Err(e) = self.nt.set_default(topic, writable.published.clone()) {
@@ -560,6 +571,11 @@ impl Worker {
             if cam.clients != Some(clients) {
                 set(nt, &format!("{}clients", cam.own), clients);
                 cam.clients = Some(clients);
+            }
+            let robot_time = cam.camera.frame_robot_time_us();
+            if let Some(robot_us) = robot_time.filter(|_| cam.frame_robot_time_us != robot_time) {
+                set(nt, &format!("{}frame_robot_time_us", cam.own), robot_us);
+                cam.frame_robot_time_us = robot_time;
             }
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! [`camera_publisher`] (the `nt-publisher` thread) puts the cameras under `/CameraPublisher`
 //! in cscore's layout ([`cscore_layout`], so dashboards list them), statistics and settings
-//! under `/frcstream`, and takes setting changes from dashboards; [`log_limit`] keeps its log lines about refused writes few.
+//! under `/frcstream`, and takes setting changes from dashboards; [`log_limit`] keeps its log lines about refused writes few;
+//! [`robot_clock_feed`] gives the cameras the robot's clock (the client's time sync).
 //!
 //! The client's types are re-exported here: they are part of frcstream's API (a
 //! [`CameraPublisher`] runs on an [`NtClient`], its errors are [`NtError`]s).
@@ -10,7 +11,9 @@
 pub mod camera_publisher;
 pub mod cscore_layout;
 mod log_limit;
+pub mod robot_clock_feed;
 
 pub use camera_publisher::{CameraPublisher, NtCamera};
+pub use robot_clock_feed::RobotClockFeed;
 pub(crate) use nt4::parse_server;
 pub use nt4::{NtClient, NtClientConfig, NtError, NtType, NtUpdate, NtValue};
