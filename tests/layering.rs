@@ -62,7 +62,10 @@ const LAYERS: &[&[&str]] = &[
         "http::settings",
     ],
     &["http"],
-    &["networktables::camera_publisher", "networktables::robot_clock_feed"],
+    &[
+        "networktables::camera_publisher",
+        "networktables::robot_clock_feed",
+    ],
     &["streamer"],
     &["systemd"],
 ];

@@ -292,7 +292,10 @@ mod tests {
         assert_eq!(json["budget"]["used_mbit"], 0.0);
         // No NetworkTables, no robot clock.
         assert_eq!(json["cameras"][0]["robot_clock"], serde_json::Value::Null);
-        assert_eq!(json["cameras"][0]["frame_robot_time_us"], serde_json::Value::Null);
+        assert_eq!(
+            json["cameras"][0]["frame_robot_time_us"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]

@@ -14,6 +14,6 @@ mod log_limit;
 pub mod robot_clock_feed;
 
 pub use camera_publisher::{CameraPublisher, NtCamera};
-pub use robot_clock_feed::RobotClockFeed;
 pub(crate) use nt4::parse_server;
 pub use nt4::{NtClient, NtClientConfig, NtError, NtType, NtUpdate, NtValue};
+pub use robot_clock_feed::RobotClockFeed;

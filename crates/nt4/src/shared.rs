@@ -92,11 +92,17 @@ impl Shared {
     }
 
     pub(crate) fn time_sync(&self) -> Option<TimeSync> {
-        *self.time_sync.lock().unwrap_or_else(PoisonError::into_inner)
+        *self
+            .time_sync
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn set_time_sync(&self, sync: Option<TimeSync>) {
-        *self.time_sync.lock().unwrap_or_else(PoisonError::into_inner) = sync;
+        *self
+            .time_sync
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = sync;
     }
 
     pub(crate) fn stopping(&self) -> bool {

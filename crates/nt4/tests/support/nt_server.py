@@ -10,6 +10,8 @@ Driven by ntcore_server.rs (crates/nt4/tests/support) over stdin/stdout, one com
                            sends what it is told (a dashboard writing a string to an int)
   topics                -> {"topics": [{"name": ..., "type": ...}, ...]}  (server view)
   log                   -> {"log": [[level, message], ...]}  everything ntcore logged so far
+  time                  -> {"now_us": T}  the server's clock now (ntcore's own time base, µs:
+                           what it timestamps values with and answers time syncs with)
   exit                  -> {"ok": true}, then the process ends
 
 Usage: nt_server.py PORT4 PORT3 PERSIST_FILE [ADDRESS]. Listens on ADDRESS (default
@@ -139,6 +141,8 @@ def main():
             elif cmd == "topics":
                 infos = server.getTopicInfo()
                 reply = {"topics": [{"name": i.name, "type": i.type_str} for i in infos]}
+            elif cmd == "time":
+                reply = {"now_us": ntcore._now()}
             elif cmd == "log":
                 with log_lock:
                     reply = {"log": list(log_lines)}

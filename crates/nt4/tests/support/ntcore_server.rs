@@ -164,6 +164,19 @@ impl NtServer {
             .unwrap_or_default()
     }
 
+    /// The server's clock (ntcore's time base, µs), read between two readings of this
+    /// process's `CLOCK_MONOTONIC` (µs): `(before, server, after)`. The server read its clock
+    /// somewhere in between.
+    pub fn clock(&mut self) -> (i64, i64, i64) {
+        let before = nt4::monotonic_us();
+        let reply = self.cmd("time");
+        let after = nt4::monotonic_us();
+        let server = reply["now_us"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("time: not a number of µs: {reply}"));
+        (before, server, after)
+    }
+
     /// Everything ntcore logged: (level, message).
     pub fn log(&mut self) -> Vec<(u64, String)> {
         let reply = self.cmd("log");
