@@ -1232,7 +1232,10 @@ mod tests {
         .expect("valid");
         assert_eq!(config.server.in_match.get("max_mbit"), Some(2.5));
         let front = &config.cameras[0].in_match;
-        assert_eq!((front.get("fps"), front.get("quality")), (Some(10.0), Some(30.0)));
+        assert_eq!(
+            (front.get("fps"), front.get("quality")),
+            (Some(10.0), Some(30.0))
+        );
         assert!(config.cameras[1].in_match.is_empty());
         let cases = [
             (

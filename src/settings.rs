@@ -523,7 +523,10 @@ impl LiveSettings {
 
     /// With the match profile's values (`[camera.match]`); one out of range is left out
     /// (the config's validation refused it already).
-    pub fn with_match<'a>(self, values: impl IntoIterator<Item = &'a (&'static Spec, f64)>) -> Self {
+    pub fn with_match<'a>(
+        self,
+        values: impl IntoIterator<Item = &'a (&'static Spec, f64)>,
+    ) -> Self {
         {
             let mut layers = lock(&self.layers);
             for (spec, value) in values {
@@ -534,6 +537,14 @@ impl LiveSettings {
             }
         }
         self
+    }
+
+    /// Whether the match profile sets any of these settings.
+    pub fn has_match_values(&self) -> bool {
+        lock(&self.layers)
+            .values
+            .iter()
+            .any(|value| value.in_match.is_some())
     }
 
     /// Frames per second published to clients (at most what the source delivers).
@@ -613,10 +624,9 @@ impl LiveSettings {
 
     /// Stores the value in force for the readers; returns the one before.
     fn publish(&self, spec: &Spec, value: u32) -> i64 {
-        self.in_force(spec)
-            .map_or(spec.int_default(), |atomic| {
-                i64::from(atomic.swap(value, Ordering::Relaxed))
-            })
+        self.in_force(spec).map_or(spec.int_default(), |atomic| {
+            i64::from(atomic.swap(value, Ordering::Relaxed))
+        })
     }
 
     fn in_force(&self, spec: &Spec) -> Option<&AtomicU32> {
@@ -652,6 +662,11 @@ impl ProfiledNumber {
     /// The value in force.
     pub fn get(&self) -> f64 {
         f64::from_bits(self.in_force.load(Ordering::Relaxed))
+    }
+
+    /// Whether the match profile sets it.
+    pub fn has_match_value(&self) -> bool {
+        self.values.in_match.is_some()
     }
 
     /// The largest value any profile gives it.
@@ -823,15 +838,30 @@ mod tests {
     #[test]
     fn a_match_profile_sets_only_its_own_settings_and_changes_during_it_end_with_it() {
         let live = LiveSettings::new(30, 50).with_match(&[(&FPS, 10.0)]);
-        assert_eq!(live.switch_profile(Profile::Match, "FMS attached"), vec![&FPS]);
+        assert_eq!(
+            live.switch_profile(Profile::Match, "FMS attached"),
+            vec![&FPS]
+        );
         assert_eq!((live.fps(), live.quality()), (10, 50));
         assert_eq!(live.layer(&FPS), Layer::Match);
         assert_eq!(live.layer(&QUALITY), Layer::Normal);
         // A dashboard during the match: over the profile's fps, the normal quality.
         let stored = live.set(&FPS, 15).expect("in range");
-        assert_eq!(stored, Stored { before: 10, layer: Layer::MatchChange });
+        assert_eq!(
+            stored,
+            Stored {
+                before: 10,
+                layer: Layer::MatchChange
+            }
+        );
         let stored = live.set(&QUALITY, 40).expect("in range");
-        assert_eq!(stored, Stored { before: 50, layer: Layer::Normal });
+        assert_eq!(
+            stored,
+            Stored {
+                before: 50,
+                layer: Layer::Normal
+            }
+        );
         assert_eq!((live.fps(), live.quality()), (15, 40));
         assert!(live.switch_profile(Profile::Match, "again").is_empty());
         assert_eq!(live.profile(), (Profile::Match, "again".to_owned()));
@@ -841,7 +871,11 @@ mod tests {
         // The next match starts from the profile again, not from the last match's change.
         live.switch_profile(Profile::Match, "FMS attached");
         assert_eq!(live.fps(), 10);
-        assert_eq!(live.restore(&FPS, 20), Ok(10), "the normal value, under the match");
+        assert_eq!(
+            live.restore(&FPS, 20),
+            Ok(10),
+            "the normal value, under the match"
+        );
         assert_eq!(live.fps(), 10);
         live.switch_profile(Profile::Normal, "FMS gone");
         assert_eq!(live.fps(), 20);

@@ -18,8 +18,11 @@ use crate::capture;
 use crate::config::StateFileSetting;
 use crate::config::{CameraConfig, Config, SourceSpec};
 use crate::http::{HttpServer, Limits};
+use crate::match_profile::MatchProfiles;
+use crate::networktables::fms::FmsWatch;
 use crate::networktables::{CameraPublisher, NtCamera, NtError};
 use crate::saved_settings::{self, StateFile};
+use crate::settings::ProfiledNumber;
 use crate::source::jpeg_folder::JpegFolder;
 use crate::source::pushed::{PushedStream, pushed_stream};
 use crate::source::test_pattern::TestPattern;
@@ -65,6 +68,8 @@ struct Running {
     /// Servers of cameras with a port of their own, by camera name.
     camera_servers: Vec<(String, HttpServer)>,
     networktables: Option<CameraPublisher>,
+    /// Switches the match profile from the robot's `/FMSInfo/` (with NetworkTables).
+    fms: Option<FmsWatch>,
     /// Writes settings changed at run time to the state file, when there is one.
     settings_writer: Option<saved_settings::Writer>,
     /// The bandwidth budget's governor thread (`budget.rs`), unless `max_mbit = 0`.
@@ -74,6 +79,7 @@ struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         // First, so nothing about cameras being torn down reaches NetworkTables.
+        drop(self.fms.take());
         drop(self.networktables.take());
         self.stop.store(true, Ordering::SeqCst);
         for camera in &self.cameras {
@@ -149,8 +155,12 @@ impl Streamer {
                 running.camera_servers.push((camera.name.clone(), server));
             }
         }
-        running.budget = crate::budget::spawn(
+        let max_mbit = Arc::new(ProfiledNumber::new(
             config.server.max_mbit,
+            config.server.in_match.get("max_mbit"),
+        ));
+        running.budget = crate::budget::spawn(
+            Arc::clone(&max_mbit),
             running.cameras.clone(),
             Arc::clone(&running.stop),
         )
@@ -181,6 +191,7 @@ impl Streamer {
                 None
             }
         };
+        running.fms = watch_fms(&running, max_mbit)?;
         Ok(Streamer {
             running,
             pushed,
@@ -266,6 +277,29 @@ fn join_for_a_while(threads: &mut Vec<JoinHandle<()>>) {
     let left_behind = threads::join_until(threads.drain(..), Instant::now() + STOP_WAIT);
     if left_behind > 0 {
         log::debug!("{left_behind} thread(s) did not stop in time (stuck in a driver call?)");
+    }
+}
+
+/// The match profile's switch, on NetworkTables' connection; without NetworkTables the
+/// normal profile stays (said once when a match profile is configured).
+fn watch_fms(
+    running: &Running,
+    max_mbit: Arc<ProfiledNumber>,
+) -> Result<Option<FmsWatch>, StartError> {
+    let configured = MatchProfiles::any_configured(&running.cameras, &max_mbit);
+    let profiles = MatchProfiles::new(running.cameras.clone(), max_mbit);
+    match &running.networktables {
+        Some(publisher) => FmsWatch::start(publisher.client(), profiles)
+            .map(Some)
+            .map_err(StartError::Thread),
+        None => {
+            if configured {
+                log::warn!(
+                    "[camera.match]/[server.match] never apply: the FMS is read from NetworkTables, which is off"
+                );
+            }
+            Ok(None)
+        }
     }
 }
 

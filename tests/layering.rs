@@ -51,7 +51,13 @@ const LAYERS: &[&[&str]] = &[
     &["variants", "config"],
     &["saved_settings", "governor", "networktables::cscore_layout"],
     &["camera", "source::v4l2", "source::v4l2::discover"],
-    &["capture", "budget", "http::routes", "http::sender"],
+    &[
+        "capture",
+        "budget",
+        "match_profile",
+        "http::routes",
+        "http::sender",
+    ],
     // A pushed source can encode in the program's thread with the capture loop's own step.
     &[
         "source::pushed",
@@ -60,7 +66,7 @@ const LAYERS: &[&[&str]] = &[
         "http::settings",
     ],
     &["http"],
-    &["networktables::camera_publisher"],
+    &["networktables::camera_publisher", "networktables::fms"],
     &["streamer"],
     &["systemd"],
 ];

@@ -144,6 +144,12 @@ impl CameraPublisher {
         })
     }
 
+    /// A handle on the publisher's connection, for another thread with topics of its own
+    /// (`fms.rs`).
+    pub fn client(&self) -> NtClient {
+        NtClient::clone(&self.client)
+    }
+
     /// Whether the connection to the NT server is up.
     pub fn is_connected(&self) -> bool {
         self.client.is_connected()
