@@ -1155,7 +1155,15 @@ mod tests {
         );
         let uncommented = text.replace("#[networktables]", "[networktables]");
         let uncommented = uncommented.replace("#team = 1234", "team = 1234");
-        let nt = parse(&uncommented).expect("the commented section is valid");
+        let uncommented = uncommented
+            .replace("#[server.match]\n#max_mbit", "[server.match]\nmax_mbit")
+            .replace(
+                "#[camera.match]\n#fps = 15\n#quality",
+                "[camera.match]\nfps = 15\nquality",
+            );
+        let nt = parse(&uncommented).expect("the commented sections are valid");
+        assert_eq!(nt.server.in_match.get("max_mbit"), Some(2.0));
+        assert_eq!(nt.cameras[0].in_match.get("quality"), Some(30.0));
         assert_eq!(
             nt.networktables.map(|n| n.server),
             Some(NtServerSpec::Team(1234))

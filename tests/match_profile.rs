@@ -7,15 +7,11 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use frcstream::networktables::fms::NT_LOSS_FALLBACK;
-use mjpeg_client::MjpegStream;
 use serde_json::{Value as Json, json};
-use support::{NtServer, post, pyntcore, scratch_dir, stats, wait_for};
+use support::{NtServer, Viewer, post, pyntcore, scratch_dir, stats, wait_for};
 
 /// Generous bound for a change to go round NetworkTables and reach `/stats.json`.
 const SOON: Duration = Duration::from_secs(5);
@@ -24,39 +20,6 @@ const CONTROL_WORD: &str = "/FMSInfo/FMSControlData";
 const FMS_DS_ENABLED: i64 = 0x31;
 /// Back in the pits: DS attached, no FMS.
 const DS_ONLY: i64 = 0x20;
-
-/// A client that keeps reading the stream (frames are only published while one watches).
-struct Viewer {
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Viewer {
-    fn start(address: SocketAddr, path: &str) -> Viewer {
-        let mut stream = MjpegStream::open(address, path).expect("open stream");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread =
-            thread::spawn(
-                move || {
-                    while !flag.load(Ordering::Relaxed) && stream.next_part().is_ok() {}
-                },
-            );
-        Viewer {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Viewer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 /// The camera's report in `/stats.json`.
 fn front(address: SocketAddr) -> Json {
