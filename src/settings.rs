@@ -16,6 +16,11 @@
 //! through one path, [`Camera::change`](crate::camera::Camera::change), whoever writes
 //! ([`Writer`]). Each accepted change is announced on the camera's [`ChangeFeed`]: the
 //! NetworkTables publisher hears of a change made over HTTP the moment it is made.
+//!
+//! Each run-time value is [`Layered`]: the team's normal value, the match profile's
+//! (`[camera.match]`, for the settings whose [`Spec::in_match`] names that table) and a
+//! change made during a match; which is in force follows the [`Profile`]
+//! (`match_profile.rs` says how they compose).
 
 use std::fmt;
 use std::ops::RangeInclusive;
