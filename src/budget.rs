@@ -24,33 +24,44 @@ use std::time::Instant;
 
 use crate::camera::Camera;
 use crate::governor::{Sight, TICK, step};
+use crate::settings::ProfiledNumber;
 
-/// Starts the governor thread for `cameras` under a budget of `max_mbit` (0: none; the
-/// thread is not started).
+/// Starts the governor thread for `cameras` under the budget `max_mbit` in force (0: none;
+/// when no profile gives it more than 0, the thread is not started).
 pub fn spawn(
-    max_mbit: f64,
+    max_mbit: Arc<ProfiledNumber>,
     cameras: Vec<Arc<Camera>>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<Option<JoinHandle<()>>> {
-    let budget_bps = max_mbit * 1e6;
-    for camera in &cameras {
-        camera.governor.set_budget_bps(budget_bps);
-        if budget_bps <= 0.0 {
-            camera.governor.release("no budget (max_mbit = 0)");
-        }
-    }
-    if budget_bps <= 0.0 {
+    set_budget(&max_mbit, &cameras);
+    if max_mbit.highest() <= 0.0 {
         return Ok(None);
     }
     std::thread::Builder::new()
         .name("budget".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                tick(budget_bps, &cameras, Instant::now());
+                let budget_bps = set_budget(&max_mbit, &cameras);
+                if budget_bps > 0.0 {
+                    tick(budget_bps, &cameras, Instant::now());
+                }
                 std::thread::sleep(TICK);
             }
         })
         .map(Some)
+}
+
+/// Tells each camera's governor the budget in force (bits per second), releasing its caps
+/// when there is none; returns it.
+fn set_budget(max_mbit: &ProfiledNumber, cameras: &[Arc<Camera>]) -> f64 {
+    let budget_bps = max_mbit.get() * 1e6;
+    for camera in cameras {
+        camera.governor.set_budget_bps(budget_bps);
+        if budget_bps <= 0.0 {
+            camera.governor.release("no budget (max_mbit = 0)");
+        }
+    }
+    budget_bps
 }
 
 fn tick(budget_bps: f64, cameras: &[Arc<Camera>], now: Instant) {

@@ -14,7 +14,9 @@ use crate::governor::Governor;
 use crate::lock::lock;
 use crate::robot_clock::RobotClock;
 use crate::saved_settings::{ConfigValues, StateFile, Verdict, verdict};
-use crate::settings::{self, ChangeFeed, Changed, LiveSettings, Origin, OutOfRange, Spec, Writer};
+use crate::settings::{
+    self, ChangeFeed, Changed, Layer, LiveSettings, Origin, OutOfRange, Profile, Spec, Writer,
+};
 use crate::source::Mode;
 use crate::stats::CameraStats;
 use crate::variants::{VariantSource, Variants};
@@ -56,7 +58,7 @@ impl Camera {
         let origins = (values.origin("fps"), values.origin("quality"));
         Camera {
             name: config.name.clone(),
-            settings: LiveSettings::new(config.fps, config.quality),
+            settings: LiveSettings::new(config.fps, config.quality).with_match(&config.in_match.0),
             changes: ChangeFeed::default(),
             slot: Arc::new(FrameSlot::new()),
             stats: Arc::new(CameraStats::default()),
@@ -230,15 +232,28 @@ impl Camera {
         spec: &'static Spec,
         value: i64,
     ) -> Result<(), OutOfRange> {
-        let before = self.settings.set(spec, value)?;
-        if value != before {
-            self.set_origin(spec.key, Origin::Changed);
-            if spec.saved {
-                self.record(spec.key, value);
+        let stored = self.settings.set(spec, value)?;
+        if value != stored.before {
+            // A change made during a match on top of the match profile ends with the match:
+            // not the team's value, not saved.
+            if stored.layer == Layer::Normal {
+                self.set_origin(spec.key, Origin::Changed);
+                if spec.saved {
+                    self.record(spec.key, value);
+                }
             }
             self.announce(spec.key, writer);
         }
         Ok(())
+    }
+
+    /// Puts the robot-wide `profile` in force for this camera (`match_profile.rs`): each
+    /// setting whose value in force changes is announced, by [`Writer::MatchProfile`].
+    /// Nothing is saved or marked `changed`.
+    pub fn switch_profile(&self, profile: Profile, reason: &str) {
+        for spec in self.settings.switch_profile(profile, reason) {
+            self.announce(spec.key, Writer::MatchProfile);
+        }
     }
 
     fn announce(&self, key: &str, writer: Writer) {
@@ -270,7 +285,7 @@ impl Camera {
     /// like any change, marked `saved`, not saved again.
     pub fn restore_saved(&self, key: &str, value: i64) -> Result<(), ChangeError> {
         let spec = settings::run_time(key).ok_or_else(|| ChangeError::Unknown(key.to_owned()))?;
-        self.settings.set(spec, value)?;
+        self.settings.restore(spec, value)?;
         self.set_origin(key, Origin::Saved);
         Ok(())
     }
@@ -334,21 +349,27 @@ impl Camera {
         }
     }
 
-    /// Where the value in force of `key` (fps, quality, a control) comes from.
+    /// Where the value in force of `key` (fps, quality, a control) comes from: during a
+    /// match, `match` for the match profile's value, `changed` for a change on top of it.
     pub fn origin(&self, key: &str) -> Origin {
-        match key {
+        let normal = match key {
             "fps" => lock(&self.origins).0,
             "quality" => lock(&self.origins).1,
-            name => self.controls.origin(name),
+            name => return self.controls.origin(name),
+        };
+        match settings::run_time(key).map(|spec| self.settings.layer(spec)) {
+            Some(Layer::Match) => Origin::Match,
+            Some(Layer::MatchChange) => Origin::Changed,
+            _ => normal,
         }
     }
 
     /// fps, quality and every control not at the camera's own value, with their origins.
     pub fn origins(&self) -> BTreeMap<String, Origin> {
-        let (fps, quality) = *lock(&self.origins);
         let mut origins: BTreeMap<String, Origin> = self.controls.origins().into_iter().collect();
-        origins.insert("fps".into(), fps);
-        origins.insert("quality".into(), quality);
+        for spec in settings::RUN_TIME {
+            origins.insert(spec.key.into(), self.origin(spec.key));
+        }
         origins
     }
 
@@ -364,7 +385,7 @@ impl Camera {
                 _ => i64::from(self.config.quality),
             };
             // The config's values passed the same checks: these cannot fail.
-            if let Ok(before) = self.settings.set(spec, value) {
+            if let Ok(before) = self.settings.restore(spec, value) {
                 self.set_origin(spec.key, self.config.origin(spec.key));
                 if before != value {
                     self.announce(spec.key, writer);

@@ -9,11 +9,12 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use serde::de::{DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::controls::ControlValue;
-use crate::settings::{self, Spec};
+use crate::settings::{self, Kind, MatchTable, Spec};
 
 /// A config file larger than this is refused (a real one is a few kilobytes).
 pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
@@ -70,6 +71,29 @@ pub struct ServerConfig {
     /// the Python package's `MjpgServer` sets it.
     #[serde(skip)]
     pub post_to_any_path: bool,
+    /// `[server.match]`: the server's values while the FMS is attached (`max_mbit`).
+    #[serde(rename = "match", deserialize_with = "server_match")]
+    pub in_match: MatchSettings,
+}
+
+/// A `[camera.match]` or `[server.match]` table: the values in force while the FMS is
+/// attached (`match_profile.rs`), each checked against its setting in the settings table,
+/// in file order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MatchSettings(pub Vec<(&'static Spec, f64)>);
+
+impl MatchSettings {
+    /// The value the table gives `key`, if it sets it.
+    pub fn get(&self, key: &str) -> Option<f64> {
+        self.0
+            .iter()
+            .find(|(spec, _)| spec.key == key)
+            .map(|(_, value)| *value)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// The default budget ([`settings::MAX_MBIT`] says why).
@@ -85,6 +109,7 @@ impl Default for ServerConfig {
             state_file: StateFileSetting::Unset,
             max_mbit: DEFAULT_MAX_MBIT,
             post_to_any_path: false,
+            in_match: MatchSettings::default(),
         }
     }
 }
@@ -112,6 +137,8 @@ pub struct CameraConfig {
     /// Floors of the budget's governor: it lowers quality, then fps, never below these.
     pub min_quality: u8,
     pub min_fps: u32,
+    /// `[camera.match]`: fps and quality while the FMS is attached.
+    pub in_match: MatchSettings,
 }
 
 /// One entry of `[camera.controls]`.
@@ -141,6 +168,7 @@ impl CameraConfig {
             weight: default_weight(),
             min_quality: DEFAULT_MIN_QUALITY,
             min_fps: DEFAULT_MIN_FPS,
+            in_match: MatchSettings::default(),
         }
     }
 }
@@ -405,6 +433,8 @@ struct RawCamera {
     min_quality: Option<u8>,
     #[serde(default, deserialize_with = "min_fps")]
     min_fps: Option<u32>,
+    #[serde(default, rename = "match", deserialize_with = "camera_match")]
+    in_match: MatchSettings,
 }
 
 type ValidationError = (std::ops::Range<usize>, String, String);
@@ -527,6 +557,7 @@ impl RawConfig {
                 weight: raw.weight,
                 min_quality: raw.min_quality.unwrap_or(DEFAULT_MIN_QUALITY),
                 min_fps: raw.min_fps.unwrap_or(DEFAULT_MIN_FPS),
+                in_match: raw.in_match,
             });
         }
         let networktables = self
@@ -997,6 +1028,69 @@ fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
 fn client_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     int_setting(d, &settings::MAX_CLIENTS).map(|v| v as usize)
 }
+fn camera_match<'de, D: Deserializer<'de>>(d: D) -> Result<MatchSettings, D::Error> {
+    d.deserialize_map(MatchTableVisitor(MatchTable::Camera))
+}
+fn server_match<'de, D: Deserializer<'de>>(d: D) -> Result<MatchSettings, D::Error> {
+    d.deserialize_map(MatchTableVisitor(MatchTable::Server))
+}
+
+/// Reads a match table key by key: each value is read by its setting's own deserializer
+/// (so an error names the key and its line); a key the table may not set is refused with
+/// the keys it may.
+struct MatchTableVisitor(MatchTable);
+
+impl<'de> Visitor<'de> for MatchTableVisitor {
+    type Value = MatchSettings;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a table of {}", allowed_in_match(self.0))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MatchSettings, A::Error> {
+        let mut values = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            values.push(map.next_value_seed(MatchValue {
+                table: self.0,
+                key: &key,
+            })?);
+        }
+        Ok(MatchSettings(values))
+    }
+}
+
+/// One value of a match table, read as its setting says.
+struct MatchValue<'k> {
+    table: MatchTable,
+    key: &'k str,
+}
+
+impl<'de> DeserializeSeed<'de> for MatchValue<'_> {
+    type Value = (&'static Spec, f64);
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let Some(spec) = settings::match_setting(self.table, self.key) else {
+            return Err(serde::de::Error::custom(format!(
+                "{} cannot set `{}`: it takes {} (the settings that can change while running)",
+                self.table.section(),
+                self.key,
+                allowed_in_match(self.table)
+            )));
+        };
+        let value = match spec.kind {
+            Kind::Int => f64::from(int_setting(d, spec)?),
+            Kind::Number => number_setting(d, spec)?,
+        };
+        Ok((spec, value))
+    }
+}
+
+/// `fps, quality`: the keys a match table takes.
+fn allowed_in_match(table: MatchTable) -> String {
+    let keys: Vec<&str> = settings::match_settings(table).map(|s| s.key).collect();
+    keys.join(", ")
+}
+
 fn source_spec<'de, D: Deserializer<'de>>(d: D) -> Result<SourceSpec, D::Error> {
     let text = String::deserialize(d)?;
     text.parse().map_err(serde::de::Error::custom)
@@ -1061,7 +1155,15 @@ mod tests {
         );
         let uncommented = text.replace("#[networktables]", "[networktables]");
         let uncommented = uncommented.replace("#team = 1234", "team = 1234");
-        let nt = parse(&uncommented).expect("the commented section is valid");
+        let uncommented = uncommented
+            .replace("#[server.match]\n#max_mbit", "[server.match]\nmax_mbit")
+            .replace(
+                "#[camera.match]\n#fps = 15\n#quality",
+                "[camera.match]\nfps = 15\nquality",
+            );
+        let nt = parse(&uncommented).expect("the commented sections are valid");
+        assert_eq!(nt.server.in_match.get("max_mbit"), Some(2.0));
+        assert_eq!(nt.cameras[0].in_match.get("quality"), Some(30.0));
         assert_eq!(
             nt.networktables.map(|n| n.server),
             Some(NtServerSpec::Team(1234))
@@ -1126,6 +1228,61 @@ mod tests {
         );
         let message = error_text("[[camera]]\nname = \"a\"\nmin_fps = 0\n");
         assert!(message.contains("camera[0].min_fps"), "{message}");
+    }
+
+    #[test]
+    fn match_tables_take_the_run_time_settings_with_their_ranges() {
+        let config = parse(
+            "[server]\nmax_mbit = 4\n[server.match]\nmax_mbit = 2.5\n\
+             [[camera]]\nname = \"front\"\nfps = 30\n[camera.match]\nfps = 10\nquality = 30\n\
+             [[camera]]\nname = \"back\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.server.in_match.get("max_mbit"), Some(2.5));
+        let front = &config.cameras[0].in_match;
+        assert_eq!(
+            (front.get("fps"), front.get("quality")),
+            (Some(10.0), Some(30.0))
+        );
+        assert!(config.cameras[1].in_match.is_empty());
+        let cases = [
+            (
+                "[[camera]]\nname = \"a\"\n[camera.match]\nfps = 0\n",
+                "line 4",
+                "key `camera[0].match.fps`",
+                "fps 0 is out of range (1–120)",
+            ),
+            (
+                "[[camera]]\nname = \"a\"\n[camera.match]\nquality = 30\nwidth = 320\n",
+                "line 5",
+                "key `camera[0].match.width`",
+                "[camera.match] cannot set `width`: it takes fps, quality",
+            ),
+            (
+                "[[camera]]\nname = \"a\"\n[camera.match]\nquality = \"low\"\n",
+                "line 4",
+                "key `camera[0].match.quality`",
+                "expected an integer",
+            ),
+            (
+                "[server.match]\nmax_mbit = -2\n[[camera]]\nname = \"a\"\n",
+                "line 2",
+                "key `server.match.max_mbit`",
+                "max_mbit -2 is out of range (0–10000)",
+            ),
+            (
+                "[server.match]\nport = 1182\n[[camera]]\nname = \"a\"\n",
+                "line 2",
+                "key `server.match.port`",
+                "[server.match] cannot set `port`: it takes max_mbit",
+            ),
+        ];
+        for (text, line, key, reason) in cases {
+            let message = error_text(text);
+            for part in [line, key, reason] {
+                assert!(message.contains(part), "{text:?}: {message}");
+            }
+        }
     }
 
     #[test]

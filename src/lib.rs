@@ -22,6 +22,7 @@ pub mod host_addresses;
 pub mod http;
 pub mod jpeg;
 pub mod lock;
+pub mod match_profile;
 pub mod memory;
 pub mod networktables;
 pub mod no_signal;

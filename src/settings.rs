@@ -16,6 +16,11 @@
 //! through one path, [`Camera::change`](crate::camera::Camera::change), whoever writes
 //! ([`Writer`]). Each accepted change is announced on the camera's [`ChangeFeed`]: the
 //! NetworkTables publisher hears of a change made over HTTP the moment it is made.
+//!
+//! Each run-time value is [`Layered`]: the team's normal value, the match profile's
+//! (`[camera.match]`, for the settings whose [`Spec::in_match`] names that table) and a
+//! change made during a match; which is in force follows the [`Profile`]
+//! (`match_profile.rs` says how they compose).
 
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -64,6 +69,40 @@ pub struct Spec {
     pub scope: Scope,
     /// Whether a change made while running is saved in the state file.
     pub saved: bool,
+    /// The match profile's table that may set it (`[camera.match]`, `[server.match]`), if
+    /// any: a value in force while the FMS is attached (`match_profile.rs`).
+    pub in_match: Option<MatchTable>,
+}
+
+/// The config tables of the match profile, in force while the FMS is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchTable {
+    /// `[camera.match]`: a camera's run-time settings.
+    Camera,
+    /// `[server.match]`: the server's settings that can change while running.
+    Server,
+}
+
+impl MatchTable {
+    /// The table as written in the config file.
+    pub fn section(self) -> &'static str {
+        match self {
+            MatchTable::Camera => "[camera.match]",
+            MatchTable::Server => "[server.match]",
+        }
+    }
+}
+
+/// The settings a match profile's `table` may set, in the table's order.
+pub fn match_settings(table: MatchTable) -> impl Iterator<Item = &'static Spec> {
+    TABLE
+        .into_iter()
+        .filter(move |spec| spec.in_match == Some(table))
+}
+
+/// The setting `key` of the match profile's `table`, if it may set one.
+pub fn match_setting(table: MatchTable, key: &str) -> Option<&'static Spec> {
+    match_settings(table).find(|spec| spec.key == key)
 }
 
 /// A value outside a setting's range.
@@ -133,6 +172,7 @@ pub const FPS: Spec = Spec {
     about: "frames per second sent to clients",
     scope: Scope::RunTime,
     saved: true,
+    in_match: Some(MatchTable::Camera),
 };
 
 /// JPEG quality of the frames frcstream encodes (camera MJPEG passes through as it is).
@@ -148,6 +188,7 @@ pub const QUALITY: Spec = Spec {
     about: "JPEG quality of encoded frames",
     scope: Scope::RunTime,
     saved: true,
+    in_match: Some(MatchTable::Camera),
 };
 
 /// Width the camera captures at (even: YUYV packs pixels in pairs).
@@ -161,6 +202,7 @@ pub const WIDTH: Spec = Spec {
     about: "width the camera captures at",
     scope: Scope::ConfigOnly,
     saved: false,
+    in_match: None,
 };
 
 /// Height the camera captures at.
@@ -183,6 +225,7 @@ pub const WEIGHT: Spec = Spec {
     about: "share of the bandwidth budget, relative to the other cameras",
     scope: Scope::ConfigOnly,
     saved: false,
+    in_match: None,
 };
 
 /// The lowest quality the budget's governor may lower the camera to.
@@ -192,6 +235,7 @@ pub const MIN_QUALITY: Spec = Spec {
     about: "lowest quality the bandwidth budget may lower the camera to",
     scope: Scope::ConfigOnly,
     saved: false,
+    in_match: None,
     ..QUALITY
 };
 
@@ -202,6 +246,7 @@ pub const MIN_FPS: Spec = Spec {
     about: "lowest fps the bandwidth budget may lower the camera to",
     scope: Scope::ConfigOnly,
     saved: false,
+    in_match: None,
     ..FPS
 };
 
@@ -224,6 +269,7 @@ pub const MAX_MBIT: Spec = Spec {
     about: "bandwidth budget for every camera and client across the radio (0: off)",
     scope: Scope::ConfigOnly,
     saved: false,
+    in_match: Some(MatchTable::Server),
 };
 
 /// How many clients may stream at once.
@@ -237,6 +283,7 @@ pub const MAX_CLIENTS: Spec = Spec {
     about: "clients streaming at once",
     scope: Scope::ConfigOnly,
     saved: false,
+    in_match: None,
 };
 
 /// The TCP port (0: any free one, for tests).
@@ -250,6 +297,7 @@ pub const PORT: Spec = Spec {
     about: "TCP port of the streams (FRC allows 1180–1190)",
     scope: Scope::ConfigOnly,
     saved: false,
+    in_match: None,
 };
 
 /// The team number, which gives the roboRIO's address `10.TE.AM.2` (so TE.AM ≤ 255.99).
@@ -263,6 +311,7 @@ pub const TEAM: Spec = Spec {
     about: "team number: the NetworkTables server is the roboRIO at 10.TE.AM.2",
     scope: Scope::ConfigOnly,
     saved: false,
+    in_match: None,
 };
 
 // --- A client's view (stream URL parameters) -----------------------------------------------
@@ -278,6 +327,7 @@ pub const COMPRESSION: Spec = Spec {
     about: "this client's JPEG quality (-1: the camera's)",
     scope: Scope::PerClient,
     saved: false,
+    in_match: None,
 };
 
 /// One side of `resolution=WxH`: the capture size's range (0 asks for the camera's own).
@@ -322,6 +372,8 @@ pub enum Writer {
     NetworkTables,
     /// A program through the library (`PushedStream`) or the Python package.
     Library,
+    /// The match profile, switched by the FMS (`match_profile.rs`).
+    MatchProfile,
 }
 
 impl Writer {
@@ -331,17 +383,131 @@ impl Writer {
             Writer::Http => "HTTP",
             Writer::NetworkTables => "NetworkTables",
             Writer::Library => "the program",
+            Writer::MatchProfile => "the match profile",
         }
     }
 }
 
-/// The values of a camera's run-time settings ([`RUN_TIME`]), read without a lock by the
-/// capture, encode and HTTP threads. Written only by [`Camera`](crate::camera::Camera)'s
-/// change path, which checks them against the table first.
+/// Which set of values is in force: the team's own, or the match profile's while the FMS
+/// is attached (`match_profile.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    #[default]
+    Normal,
+    Match,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Normal => "normal",
+            Profile::Match => "match",
+        }
+    }
+}
+
+/// Which layer of a [`Layered`] value is in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// The team's value: the config's, a saved one, or one changed in this run.
+    Normal,
+    /// The match profile's value (`[camera.match]`, `[server.match]`).
+    Match,
+    /// A change made during the match to a value the match profile sets: in force until
+    /// the match ends, never saved.
+    MatchChange,
+}
+
+/// One setting's values in each profile. The in-force value is the normal one, except
+/// during a match for a setting the match profile sets: then a change made during the
+/// match, or else the profile's value. A match's end drops the change made during it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Layered<T> {
+    normal: T,
+    in_match: Option<T>,
+    match_change: Option<T>,
+}
+
+impl<T: Copy> Layered<T> {
+    pub fn new(normal: T, in_match: Option<T>) -> Layered<T> {
+        Layered {
+            normal,
+            in_match,
+            match_change: None,
+        }
+    }
+
+    /// The layer in force under `profile`.
+    pub fn layer(&self, profile: Profile) -> Layer {
+        match (profile, self.in_match, self.match_change) {
+            (Profile::Match, Some(_), Some(_)) => Layer::MatchChange,
+            (Profile::Match, Some(_), None) => Layer::Match,
+            _ => Layer::Normal,
+        }
+    }
+
+    /// The value in force under `profile`.
+    pub fn in_force(&self, profile: Profile) -> T {
+        match self.layer(profile) {
+            Layer::Normal => self.normal,
+            Layer::Match => self.in_match.unwrap_or(self.normal),
+            Layer::MatchChange => self.match_change.unwrap_or(self.normal),
+        }
+    }
+
+    /// A writer's value under `profile`: a change during the match to what the profile
+    /// sets, else the normal value. Returns the layer that took it.
+    fn set(&mut self, profile: Profile, value: T) -> Layer {
+        if profile == Profile::Match && self.in_match.is_some() {
+            self.match_change = Some(value);
+            Layer::MatchChange
+        } else {
+            self.normal = value;
+            Layer::Normal
+        }
+    }
+
+    /// The normal value put back (restored or forgotten), and any match change dropped.
+    fn restore(&mut self, value: T) {
+        self.normal = value;
+        self.match_change = None;
+    }
+
+    /// A profile switch: a change made during the match ends with it.
+    fn end_match_change(&mut self) {
+        self.match_change = None;
+    }
+}
+
+/// A value a writer stored: the value in force before, and the layer that took it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub before: i64,
+    pub layer: Layer,
+}
+
+/// The values of a camera's run-time settings ([`RUN_TIME`]) in force, read without a lock
+/// by the capture, encode and HTTP threads, and their layers ([`Layered`]: normal, match
+/// profile) behind a lock, which only writers take. Written only by
+/// [`Camera`](crate::camera::Camera)'s change path and profile switch, which check values
+/// against the table first.
 pub struct LiveSettings {
     fps: AtomicU32,
     quality: AtomicU32,
+    layers: Mutex<Layers>,
 }
+
+struct Layers {
+    profile: Profile,
+    /// Why the profile is in force, in words: "FMS attached: Qualification 12 at ...".
+    reason: String,
+    /// One per [`RUN_TIME`] setting, in its order.
+    values: [Layered<u32>; RUN_TIME.len()],
+}
+
+/// Why the normal profile is in force before anything says otherwise.
+pub const NO_MATCH_YET: &str = "no FMS seen";
 
 impl LiveSettings {
     /// Starting values, already checked (they come from the validated config).
@@ -349,7 +515,41 @@ impl LiveSettings {
         LiveSettings {
             fps: AtomicU32::new(fps),
             quality: AtomicU32::new(u32::from(quality)),
+            layers: Mutex::new(Layers {
+                profile: Profile::Normal,
+                reason: NO_MATCH_YET.to_owned(),
+                values: [
+                    Layered::new(fps, None),
+                    Layered::new(u32::from(quality), None),
+                ],
+            }),
         }
+    }
+
+    /// With the match profile's values (`[camera.match]`); one out of range is left out
+    /// (the config's validation refused it already).
+    pub fn with_match<'a>(
+        self,
+        values: impl IntoIterator<Item = &'a (&'static Spec, f64)>,
+    ) -> Self {
+        {
+            let mut layers = lock(&self.layers);
+            for (spec, value) in values {
+                if let (Some(i), Ok(value)) = (run_time_index(spec), spec.check_int(*value as i64))
+                {
+                    layers.values[i].in_match = Some(value);
+                }
+            }
+        }
+        self
+    }
+
+    /// Whether the match profile sets any of these settings.
+    pub fn has_match_values(&self) -> bool {
+        lock(&self.layers)
+            .values
+            .iter()
+            .any(|value| value.in_match.is_some())
     }
 
     /// Frames per second published to clients (at most what the source delivers).
@@ -363,24 +563,127 @@ impl LiveSettings {
         self.quality.load(Ordering::Relaxed).min(u32::from(u8::MAX)) as u8
     }
 
-    /// The value of the run-time setting `spec`.
+    /// The value in force of the run-time setting `spec`.
     pub fn get(&self, spec: &Spec) -> i64 {
-        match spec.key {
-            "fps" => i64::from(self.fps()),
-            "quality" => i64::from(self.quality()),
-            _ => spec.int_default(),
+        match self.in_force(spec) {
+            Some(atomic) => i64::from(atomic.load(Ordering::Relaxed)),
+            None => spec.int_default(),
         }
     }
 
-    /// Checks `value` against `spec` and stores it; returns the value before.
-    pub(crate) fn set(&self, spec: &Spec, value: i64) -> Result<i64, OutOfRange> {
+    /// The profile in force and why.
+    pub fn profile(&self) -> (Profile, String) {
+        let layers = lock(&self.layers);
+        (layers.profile, layers.reason.clone())
+    }
+
+    /// Which layer of `spec` is in force (a setting not run-time: `Normal`).
+    pub fn layer(&self, spec: &Spec) -> Layer {
+        let layers = lock(&self.layers);
+        run_time_index(spec).map_or(Layer::Normal, |i| layers.values[i].layer(layers.profile))
+    }
+
+    /// Checks `value` against `spec` and stores it where a writer's value goes now: the
+    /// normal value, or during a match the match change of a setting the profile sets.
+    pub(crate) fn set(&self, spec: &Spec, value: i64) -> Result<Stored, OutOfRange> {
         let checked = spec.check_int(value)?;
-        let before = match spec.key {
-            "fps" => self.fps.swap(checked, Ordering::Relaxed),
-            "quality" => self.quality.swap(checked, Ordering::Relaxed),
-            _ => return Err(spec.out_of_range(value)),
-        };
-        Ok(i64::from(before))
+        let i = run_time_index(spec).ok_or_else(|| spec.out_of_range(value))?;
+        let mut layers = lock(&self.layers);
+        let profile = layers.profile;
+        let layer = layers.values[i].set(profile, checked);
+        let before = self.publish(spec, layers.values[i].in_force(profile));
+        Ok(Stored { before, layer })
+    }
+
+    /// Puts the normal value of `spec` back to `value` (saved, or the config's when changes
+    /// are forgotten) and drops a change made during the match; returns the value in force
+    /// before.
+    pub(crate) fn restore(&self, spec: &Spec, value: i64) -> Result<i64, OutOfRange> {
+        let checked = spec.check_int(value)?;
+        let i = run_time_index(spec).ok_or_else(|| spec.out_of_range(value))?;
+        let mut layers = lock(&self.layers);
+        let profile = layers.profile;
+        layers.values[i].restore(checked);
+        Ok(self.publish(spec, layers.values[i].in_force(profile)))
+    }
+
+    /// Puts `profile` in force for `reason`; returns the settings whose value in force
+    /// changed. Changes made during a match end with a switch either way.
+    pub(crate) fn switch_profile(&self, profile: Profile, reason: &str) -> Vec<&'static Spec> {
+        let mut layers = lock(&self.layers);
+        layers.reason = reason.to_owned();
+        if layers.profile == profile {
+            return Vec::new();
+        }
+        layers.profile = profile;
+        let mut changed = Vec::new();
+        for (spec, value) in RUN_TIME.into_iter().zip(&mut layers.values) {
+            value.end_match_change();
+            let now = value.in_force(profile);
+            if self.publish(spec, now) != i64::from(now) {
+                changed.push(spec);
+            }
+        }
+        changed
+    }
+
+    /// Stores the value in force for the readers; returns the one before.
+    fn publish(&self, spec: &Spec, value: u32) -> i64 {
+        self.in_force(spec).map_or(spec.int_default(), |atomic| {
+            i64::from(atomic.swap(value, Ordering::Relaxed))
+        })
+    }
+
+    fn in_force(&self, spec: &Spec) -> Option<&AtomicU32> {
+        match spec.key {
+            "fps" => Some(&self.fps),
+            "quality" => Some(&self.quality),
+            _ => None,
+        }
+    }
+}
+
+/// Where `spec` stands in [`RUN_TIME`].
+fn run_time_index(spec: &Spec) -> Option<usize> {
+    RUN_TIME.iter().position(|s| s.key == spec.key)
+}
+
+/// A server setting the match profile may set ([`MatchTable::Server`]: `max_mbit`): its
+/// value in each profile, and the one in force, read without a lock. Nothing else writes
+/// it while running.
+pub struct ProfiledNumber {
+    values: Layered<f64>,
+    in_force: AtomicU64,
+}
+
+impl ProfiledNumber {
+    pub fn new(normal: f64, in_match: Option<f64>) -> ProfiledNumber {
+        ProfiledNumber {
+            values: Layered::new(normal, in_match),
+            in_force: AtomicU64::new(normal.to_bits()),
+        }
+    }
+
+    /// The value in force.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.in_force.load(Ordering::Relaxed))
+    }
+
+    /// Whether the match profile sets it.
+    pub fn has_match_value(&self) -> bool {
+        self.values.in_match.is_some()
+    }
+
+    /// The largest value any profile gives it.
+    pub fn highest(&self) -> f64 {
+        self.values.normal.max(self.values.in_match.unwrap_or(0.0))
+    }
+
+    /// Puts `profile`'s value in force; returns it when it changed.
+    pub fn switch_profile(&self, profile: Profile) -> Option<f64> {
+        let now = self.values.in_force(profile);
+        let before = f64::from_bits(self.in_force.swap(now.to_bits(), Ordering::Relaxed));
+        (before != now).then_some(now)
     }
 }
 
@@ -394,8 +697,11 @@ pub enum Origin {
     Config,
     /// The state file: changed in an earlier run.
     Saved,
-    /// Changed in this run (over HTTP or NetworkTables; saved too when a state file is on).
+    /// Changed in this run (over HTTP or NetworkTables; saved too when a state file is on,
+    /// unless it was changed during a match on top of the match profile).
     Changed,
+    /// The match profile (`[camera.match]`), in force while the FMS is attached.
+    Match,
 }
 
 impl Origin {
@@ -405,6 +711,7 @@ impl Origin {
             Origin::Config => "config",
             Origin::Saved => "saved",
             Origin::Changed => "changed",
+            Origin::Match => "match",
         }
     }
 }
@@ -527,10 +834,76 @@ mod tests {
     #[test]
     fn live_settings_change_only_to_values_in_range() {
         let live = LiveSettings::new(30, 50);
-        assert_eq!(live.set(&FPS, 12), Ok(30));
+        assert_eq!(live.set(&FPS, 12).map(|stored| stored.before), Ok(30));
         assert!(live.set(&QUALITY, 0).is_err());
         assert_eq!((live.fps(), live.quality()), (12, 50));
         assert_eq!(live.get(&QUALITY), 50);
+    }
+
+    #[test]
+    fn a_match_profile_sets_only_its_own_settings_and_changes_during_it_end_with_it() {
+        let live = LiveSettings::new(30, 50).with_match(&[(&FPS, 10.0)]);
+        assert_eq!(
+            live.switch_profile(Profile::Match, "FMS attached"),
+            vec![&FPS]
+        );
+        assert_eq!((live.fps(), live.quality()), (10, 50));
+        assert_eq!(live.layer(&FPS), Layer::Match);
+        assert_eq!(live.layer(&QUALITY), Layer::Normal);
+        // A dashboard during the match: over the profile's fps, the normal quality.
+        let stored = live.set(&FPS, 15).expect("in range");
+        assert_eq!(
+            stored,
+            Stored {
+                before: 10,
+                layer: Layer::MatchChange
+            }
+        );
+        let stored = live.set(&QUALITY, 40).expect("in range");
+        assert_eq!(
+            stored,
+            Stored {
+                before: 50,
+                layer: Layer::Normal
+            }
+        );
+        assert_eq!((live.fps(), live.quality()), (15, 40));
+        assert!(live.switch_profile(Profile::Match, "again").is_empty());
+        assert_eq!(live.profile(), (Profile::Match, "again".to_owned()));
+        // The match ends: the normal fps, the quality changed during it stays.
+        assert_eq!(live.switch_profile(Profile::Normal, "FMS gone"), vec![&FPS]);
+        assert_eq!((live.fps(), live.quality()), (30, 40));
+        // The next match starts from the profile again, not from the last match's change.
+        live.switch_profile(Profile::Match, "FMS attached");
+        assert_eq!(live.fps(), 10);
+        assert_eq!(
+            live.restore(&FPS, 20),
+            Ok(10),
+            "the normal value, under the match"
+        );
+        assert_eq!(live.fps(), 10);
+        live.switch_profile(Profile::Normal, "FMS gone");
+        assert_eq!(live.fps(), 20);
+    }
+
+    #[test]
+    fn the_match_profile_may_set_the_cameras_run_time_settings_and_the_budget_only() {
+        let camera: Vec<&str> = match_settings(MatchTable::Camera).map(|s| s.key).collect();
+        assert_eq!(camera, ["fps", "quality"]);
+        for spec in match_settings(MatchTable::Camera) {
+            assert!(run_time(spec.key).is_some(), "{} is run-time", spec.key);
+        }
+        let server: Vec<&str> = match_settings(MatchTable::Server).map(|s| s.key).collect();
+        assert_eq!(server, ["max_mbit"]);
+        assert_eq!(match_setting(MatchTable::Camera, "min_fps"), None);
+        assert_eq!(match_setting(MatchTable::Server, "fps"), None);
+        let budget = ProfiledNumber::new(3.0, Some(1.5));
+        assert_eq!((budget.get(), budget.highest()), (3.0, 3.0));
+        assert_eq!(budget.switch_profile(Profile::Match), Some(1.5));
+        assert_eq!(budget.switch_profile(Profile::Match), None);
+        assert_eq!(budget.get(), 1.5);
+        let unset = ProfiledNumber::new(0.0, None);
+        assert_eq!(unset.switch_profile(Profile::Match), None);
     }
 
     #[test]

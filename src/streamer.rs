@@ -18,8 +18,11 @@ use crate::capture;
 use crate::config::StateFileSetting;
 use crate::config::{CameraConfig, Config, SourceSpec};
 use crate::http::{HttpServer, Limits};
+use crate::match_profile::MatchProfiles;
+use crate::networktables::fms::FmsWatch;
 use crate::networktables::{CameraPublisher, NtCamera, NtError, RobotClockFeed};
 use crate::saved_settings::{self, StateFile};
+use crate::settings::ProfiledNumber;
 use crate::source::jpeg_folder::JpegFolder;
 use crate::source::pushed::{PushedStream, pushed_stream};
 use crate::source::test_pattern::TestPattern;
@@ -67,6 +70,8 @@ struct Running {
     networktables: Option<CameraPublisher>,
     /// Gives the cameras the robot's clock while NetworkTables has it.
     robot_clock: Option<RobotClockFeed>,
+    /// Switches the match profile from the robot's `/FMSInfo/` (with NetworkTables).
+    fms: Option<FmsWatch>,
     /// Writes settings changed at run time to the state file, when there is one.
     settings_writer: Option<saved_settings::Writer>,
     /// The bandwidth budget's governor thread (`budget.rs`), unless `max_mbit = 0`.
@@ -76,7 +81,8 @@ struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         // First, so nothing about cameras being torn down reaches NetworkTables (the clock
-        // feed holds a clone of the client: the connection closes with both).
+        // feed and the FMS watch hold clones of the client: the connection closes with all).
+        drop(self.fms.take());
         drop(self.robot_clock.take());
         drop(self.networktables.take());
         self.stop.store(true, Ordering::SeqCst);
@@ -153,8 +159,12 @@ impl Streamer {
                 running.camera_servers.push((camera.name.clone(), server));
             }
         }
-        running.budget = crate::budget::spawn(
+        let max_mbit = Arc::new(ProfiledNumber::new(
             config.server.max_mbit,
+            config.server.in_match.get("max_mbit"),
+        ));
+        running.budget = crate::budget::spawn(
+            Arc::clone(&max_mbit),
             running.cameras.clone(),
             Arc::clone(&running.stop),
         )
@@ -189,6 +199,7 @@ impl Streamer {
             let feed = RobotClockFeed::start(publisher.client(), running.cameras.clone());
             running.robot_clock = Some(feed.map_err(StartError::Thread)?);
         }
+        running.fms = watch_fms(&running, max_mbit)?;
         Ok(Streamer {
             running,
             pushed,
@@ -274,6 +285,29 @@ fn join_for_a_while(threads: &mut Vec<JoinHandle<()>>) {
     let left_behind = threads::join_until(threads.drain(..), Instant::now() + STOP_WAIT);
     if left_behind > 0 {
         log::debug!("{left_behind} thread(s) did not stop in time (stuck in a driver call?)");
+    }
+}
+
+/// The match profile's switch, on NetworkTables' connection; without NetworkTables the
+/// normal profile stays (said once when a match profile is configured).
+fn watch_fms(
+    running: &Running,
+    max_mbit: Arc<ProfiledNumber>,
+) -> Result<Option<FmsWatch>, StartError> {
+    let configured = MatchProfiles::any_configured(&running.cameras, &max_mbit);
+    let profiles = MatchProfiles::new(running.cameras.clone(), max_mbit);
+    match &running.networktables {
+        Some(publisher) => FmsWatch::start(publisher.client(), profiles)
+            .map(Some)
+            .map_err(StartError::Thread),
+        None => {
+            if configured {
+                log::warn!(
+                    "[camera.match]/[server.match] never apply: the FMS is read from NetworkTables, which is off"
+                );
+            }
+            Ok(None)
+        }
     }
 }
 

@@ -53,7 +53,13 @@ const LAYERS: &[&[&str]] = &[
     &["variants", "config"],
     &["saved_settings", "governor", "networktables::cscore_layout"],
     &["camera", "source::v4l2", "source::v4l2::discover"],
-    &["capture", "budget", "http::routes", "http::sender"],
+    &[
+        "capture",
+        "budget",
+        "match_profile",
+        "http::routes",
+        "http::sender",
+    ],
     // A pushed source can encode in the program's thread with the capture loop's own step.
     &[
         "source::pushed",
@@ -65,6 +71,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "networktables::camera_publisher",
         "networktables::robot_clock_feed",
+        "networktables::fms",
     ],
     &["streamer"],
     &["systemd"],

@@ -7,9 +7,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use frcstream::controls::ControlValue;
@@ -18,7 +16,7 @@ use frcstream::settings::Writer;
 use frcstream::{Config, Streamer};
 use mjpeg_client::{self as client, MjpegStream};
 use serde_json::{Value as Json, json};
-use support::{NtServer, free_port, pyntcore, scratch_dir, wait_for};
+use support::{NtServer, Viewer, free_port, pyntcore, scratch_dir, wait_for};
 
 /// The bound the issue sets for reconnecting after a server restart.
 const RECONNECT: Duration = Duration::from_secs(2);
@@ -142,39 +140,6 @@ fn measure(address: SocketAddr, path: &str, window: Duration) -> (f64, f64) {
         f64::from(frames) / seconds,
         bytes as f64 / f64::from(frames.max(1)),
     )
-}
-
-/// A client that keeps reading a stream until dropped.
-struct Viewer {
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Viewer {
-    fn start(address: SocketAddr, path: &str) -> Viewer {
-        let mut stream = MjpegStream::open(address, path).expect("open stream");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread =
-            thread::spawn(
-                move || {
-                    while !flag.load(Ordering::Relaxed) && stream.next_part().is_ok() {}
-                },
-            );
-        Viewer {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Viewer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -126,7 +126,11 @@ struct CameraReport {
     connected: bool,
     /// Why the camera is not streaming (e.g. the USB bus is out of bandwidth), or null.
     problem: Option<String>,
+    /// The values in force: the match profile's while the FMS is attached.
     settings: SettingsReport,
+    /// `normal` or `match` (`match_profile.rs`), and why.
+    profile: crate::settings::Profile,
+    profile_reason: String,
     /// Frames per second: from the source, into the slot, and sent to all clients together.
     captured_fps: f64,
     published_fps: f64,
@@ -186,6 +190,7 @@ pub fn stats_json(cameras: &[Arc<Camera>], started: Instant) -> String {
 
 fn camera_report(camera: &Camera) -> CameraReport {
     let stats = &camera.stats;
+    let (profile, profile_reason) = camera.settings.profile();
     let bytes_per_second = stats.bytes_sent.rate().round();
     CameraReport {
         name: camera.name.clone(),
@@ -198,6 +203,8 @@ fn camera_report(camera: &Camera) -> CameraReport {
             quality: camera.settings.quality(),
             origin: camera.origins(),
         },
+        profile,
+        profile_reason,
         captured_fps: round2(stats.captured.rate()),
         published_fps: round2(stats.published.rate()),
         delivered_fps: round2(stats.delivered.rate()),

@@ -157,6 +157,7 @@ pub fn in_force_json(camera: &Camera) -> String {
     json!({
         "fps": camera.settings.fps(),
         "quality": camera.settings.quality(),
+        "profile": camera.settings.profile().0,
         "controls": controls,
         "origins": origins_json(camera),
     })

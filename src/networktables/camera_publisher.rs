@@ -150,8 +150,8 @@ impl CameraPublisher {
         self.client.is_connected()
     }
 
-    /// The NT client (a clone sharing the connection), for features with threads of their
-    /// own.
+    /// The NT client (a clone sharing the connection), for features with threads and
+    /// topics of their own (`fms.rs`, `robot_clock_feed.rs`).
     pub fn client(&self) -> NtClient {
         NtClient::clone(&self.client)
     }

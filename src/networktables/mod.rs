@@ -2,14 +2,16 @@
 //!
 //! [`camera_publisher`] (the `nt-publisher` thread) puts the cameras under `/CameraPublisher`
 //! in cscore's layout ([`cscore_layout`], so dashboards list them), statistics and settings
-//! under `/frcstream`, and takes setting changes from dashboards; [`log_limit`] keeps its log lines about refused writes few;
-//! [`robot_clock_feed`] gives the cameras the robot's clock (the client's time sync).
+//! under `/frcstream`, and takes setting changes from dashboards; [`fms`] switches the match
+//! profile from the robot's `/FMSInfo/`; [`robot_clock_feed`] gives the cameras the robot's
+//! clock (the client's time sync); [`log_limit`] keeps its log lines about refused writes few.
 //!
 //! The client's types are re-exported here: they are part of frcstream's API (a
 //! [`CameraPublisher`] runs on an [`NtClient`], its errors are [`NtError`]s).
 
 pub mod camera_publisher;
 pub mod cscore_layout;
+pub mod fms;
 mod log_limit;
 pub mod robot_clock_feed;
 

@@ -11,9 +11,11 @@
 pub mod fieldlink;
 pub mod robot_vm;
 pub mod streamer;
+pub mod viewer;
 pub mod vm;
 
 pub use streamer::{decoded_size, frame_count, post, start, start_test_pattern, stats};
+pub use viewer::Viewer;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -320,6 +320,7 @@ impl Server {
                 // The robot's bandwidth budget applies to Python programs too (clients
                 // across the radio; loopback clients do not count).
                 max_mbit: frcstream::config::DEFAULT_MAX_MBIT,
+                in_match: Default::default(),
             },
             cameras: state
                 .streams

@@ -261,7 +261,8 @@ function update(stats) {
     c.connected = s.connected;
     c.el.classList.toggle('off', !s.connected);
     if (s.connected && was === false) loadSettings(c);
-    text(c.mode, s.mode + (s.connected ? '' : ' · NO SIGNAL'));
+    text(c.mode, s.mode + (s.connected ? '' : ' · NO SIGNAL') + (s.profile === 'match' ? ' · MATCH PROFILE' : ''));
+    c.mode.title = 'profile: ' + s.profile + ' (' + s.profile_reason + ')';
     text(c.nosig, 'NO SIGNAL · ' + (s.problem || 'camera disconnected'));
     text(c.fps, num(s.published_fps, 1));
     c.fps.parentNode.title = 'sent ' + s.published_fps + ' fps, captured ' + s.captured_fps + ' fps, to clients ' + s.delivered_fps + ' fps';
