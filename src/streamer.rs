@@ -369,6 +369,9 @@ fn open_source(
             let mut source = V4l2Source::new(request, Arc::clone(&camera.controls));
             return match source.reconnect() {
                 Ok(()) => Ok((Box::new(source), true)),
+                // A mistake in the config (a control the camera lacks, a value out of its
+                // range): frcstream stops with the message, which names the config line.
+                Err(e @ SourceError::Failed(_)) => Err(failed(e)),
                 Err(e) => {
                     log::warn!(
                         "camera \"{}\": {e}; NO SIGNAL until it appears",
