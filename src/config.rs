@@ -15,6 +15,9 @@ use toml::Spanned;
 use crate::controls::ControlValue;
 use crate::settings::{self, Spec};
 
+mod switch;
+pub use switch::SwitchConfig;
+
 /// A config file larger than this is refused (a real one is a few kilobytes).
 pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 /// Cameras in one config; a coprocessor's USB bus carries four or so.
@@ -40,6 +43,8 @@ const RESERVED_NAMES: &[&str] = &[
 pub struct Config {
     pub server: ServerConfig,
     pub cameras: Vec<CameraConfig>,
+    /// `[[switch]]` tables: streams that show one of several cameras (`config/switch.rs`).
+    pub switches: Vec<SwitchConfig>,
     /// The `[networktables]` section; `None` (no section) means NetworkTables is off.
     pub networktables: Option<NetworkTablesConfig>,
 }
@@ -286,6 +291,7 @@ impl Config {
         Config {
             server: ServerConfig::default(),
             cameras: vec![CameraConfig::embedded_default()],
+            switches: Vec::new(),
             networktables: None,
         }
     }
@@ -375,6 +381,8 @@ struct RawConfig {
     server: ServerConfig,
     #[serde(default, rename = "camera")]
     cameras: Vec<RawCamera>,
+    #[serde(default, rename = "switch")]
+    switches: Vec<switch::RawSwitch>,
     #[serde(default)]
     networktables: Option<Spanned<RawNetworkTables>>,
 }
@@ -533,9 +541,11 @@ impl RawConfig {
             .networktables
             .map(RawNetworkTables::validate)
             .transpose()?;
+        let switches = switch::validate_switches(self.switches, &cameras)?;
         Ok(Config {
             server: self.server,
             cameras,
+            switches,
             networktables,
         })
     }

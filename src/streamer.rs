@@ -18,13 +18,14 @@ use crate::capture;
 use crate::config::StateFileSetting;
 use crate::config::{CameraConfig, Config, SourceSpec};
 use crate::http::{HttpServer, Limits};
-use crate::networktables::{CameraPublisher, NtCamera, NtError};
+use crate::networktables::{CameraPublisher, NtCamera, NtError, SwitchPublisher, SwitchServer};
 use crate::saved_settings::{self, StateFile};
 use crate::source::jpeg_folder::JpegFolder;
 use crate::source::pushed::{PushedStream, pushed_stream};
 use crate::source::test_pattern::TestPattern;
 use crate::source::v4l2::{self, V4l2Source};
 use crate::source::{FrameSource, SourceError};
+use crate::switch::{Switch, SwitchError};
 use crate::threads;
 
 /// How long stopping waits for the capture and budget threads.
@@ -41,6 +42,8 @@ pub enum StartError {
     Source { camera: String, source: SourceError },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Switch(#[from] SwitchError),
     #[error("NetworkTables: {0}")]
     NetworkTables(#[source] NtError),
     #[error("stopped during start-up (signal)")]
@@ -59,12 +62,14 @@ pub struct Streamer {
 #[derive(Default)]
 struct Running {
     cameras: Vec<Arc<Camera>>,
+    switches: Vec<Arc<Switch>>,
     stop: Arc<AtomicBool>,
     capture_threads: Vec<JoinHandle<()>>,
     http: Option<HttpServer>,
     /// Servers of cameras with a port of their own, by camera name.
     camera_servers: Vec<(String, HttpServer)>,
     networktables: Option<CameraPublisher>,
+    switch_publisher: Option<SwitchPublisher>,
     /// Writes settings changed at run time to the state file, when there is one.
     settings_writer: Option<saved_settings::Writer>,
     /// The bandwidth budget's governor thread (`budget.rs`), unless `max_mbit = 0`.
@@ -74,6 +79,7 @@ struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         // First, so nothing about cameras being torn down reaches NetworkTables.
+        drop(self.switch_publisher.take());
         drop(self.networktables.take());
         self.stop.store(true, Ordering::SeqCst);
         for camera in &self.cameras {
@@ -137,8 +143,17 @@ impl Streamer {
             read_only: config.server.read_only,
             post_to_any_path: config.server.post_to_any_path,
         };
-        let http = HttpServer::start(address, running.cameras.clone(), limits)
-            .map_err(|source| StartError::Bind { address, source })?;
+        for switch_config in &config.switches {
+            let switch = Switch::new(switch_config, &running.cameras)?;
+            running.switches.push(Arc::new(switch));
+        }
+        let http = HttpServer::start_with_switches(
+            address,
+            running.cameras.clone(),
+            running.switches.clone(),
+            limits,
+        )
+        .map_err(|source| StartError::Bind { address, source })?;
         let http_addr = http.local_addr();
         running.http = Some(http);
         for (camera, camera_config) in running.cameras.iter().zip(&config.cameras) {
@@ -181,6 +196,19 @@ impl Streamer {
                 None
             }
         };
+        if let (Some(publisher), Some(nt)) = (&running.networktables, &config.networktables) {
+            if !running.switches.is_empty() {
+                let server = SwitchServer {
+                    address: http_addr,
+                    configured_hosts: nt.advertise.clone(),
+                    robot_network: nt.server.robot_network(),
+                };
+                running.switch_publisher = Some(
+                    SwitchPublisher::start(publisher.client(), running.switches.clone(), server)
+                        .map_err(StartError::NetworkTables)?,
+                );
+            }
+        }
         Ok(Streamer {
             running,
             pushed,
@@ -204,6 +232,11 @@ impl Streamer {
 
     pub fn cameras(&self) -> &[Arc<Camera>] {
         &self.running.cameras
+    }
+
+    /// The switched streams (`[[switch]]`), in config order.
+    pub fn switches(&self) -> &[Arc<Switch>] {
+        &self.running.switches
     }
 
     /// Each camera's capture-loop count, in camera order (the systemd watchdog's input).

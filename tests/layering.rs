@@ -51,7 +51,14 @@ const LAYERS: &[&[&str]] = &[
     &["variants", "config"],
     &["saved_settings", "governor", "networktables::cscore_layout"],
     &["camera", "source::v4l2", "source::v4l2::discover"],
-    &["capture", "budget", "http::routes", "http::sender"],
+    // A switch shows one of its cameras at a time.
+    &[
+        "capture",
+        "budget",
+        "http::routes",
+        "http::sender",
+        "switch",
+    ],
     // A pushed source can encode in the program's thread with the capture loop's own step.
     &[
         "source::pushed",
@@ -60,7 +67,10 @@ const LAYERS: &[&[&str]] = &[
         "http::settings",
     ],
     &["http"],
-    &["networktables::camera_publisher"],
+    &[
+        "networktables::camera_publisher",
+        "networktables::switch_publisher",
+    ],
     &["streamer"],
     &["systemd"],
 ];

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::camera::Camera;
 use crate::stats::{LatencySummary, StreamClientReport, round2};
+use crate::switch::{Switch, SwitchReport};
 
 const SHELL: &str = include_str!("assets/index.html");
 const STYLE: &str = include_str!("assets/style.css");
@@ -89,6 +90,8 @@ fn script() -> &'static str {
 #[derive(Serialize)]
 struct StatsReport {
     uptime_seconds: f64,
+    /// Switched streams: the camera each shows, its clients.
+    switches: Vec<SwitchReport>,
     /// The robot's bandwidth budget and what the clients across the radio use of it.
     budget: BudgetReport,
     cameras: Vec<CameraReport>,
@@ -168,8 +171,9 @@ struct FrameCounts {
 }
 
 /// `/stats.json`.
-pub fn stats_json(cameras: &[Arc<Camera>], started: Instant) -> String {
+pub fn stats_json(cameras: &[Arc<Camera>], switches: &[Arc<Switch>], started: Instant) -> String {
     let report = StatsReport {
+        switches: switches.iter().map(|s| s.report()).collect(),
         uptime_seconds: round2(started.elapsed().as_secs_f64()),
         budget: budget_report(cameras),
         cameras: cameras.iter().map(|c| camera_report(c)).collect(),
@@ -272,7 +276,7 @@ mod tests {
     fn stats_json_lists_each_camera() {
         let camera = Arc::new(Camera::new(&CameraConfig::embedded_default()));
         let json: serde_json::Value =
-            serde_json::from_str(&stats_json(&[camera], Instant::now())).expect("json");
+            serde_json::from_str(&stats_json(&[camera], &[], Instant::now())).expect("json");
         assert_eq!(json["cameras"][0]["name"], "cam");
         assert_eq!(json["cameras"][0]["frames"]["encodes"], 0);
         assert_eq!(json["cameras"][0]["settings"]["fps"], 30);

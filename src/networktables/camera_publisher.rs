@@ -144,6 +144,11 @@ impl CameraPublisher {
         })
     }
 
+    /// A handle on the same connection, for a thread of its own (`switch_publisher.rs`).
+    pub fn client(&self) -> NtClient {
+        (*self.client).clone()
+    }
+
     /// Whether the connection to the NT server is up.
     pub fn is_connected(&self) -> bool {
         self.client.is_connected()
