@@ -134,6 +134,9 @@ pub fn stream<G>(
             })))
         }
     };
+    // A new client may get a frame from up to half a second ago; a moved one only the
+    // current frame (a switch shows the new camera as it is now, not as it was).
+    let mut max_first_age_us = MAX_FIRST_FRAME_AGE_US;
     loop {
         // Taken back before the selection is read: a switch after the read moves it again.
         me.moved();
@@ -146,9 +149,10 @@ pub fn stream<G>(
             client_stats,
             senders,
         };
-        if watching.serve(stop)? == Served::Stopped {
+        if watching.serve(stop, max_first_age_us)? == Served::Stopped {
             return Ok(());
         }
+        max_first_age_us = frame_interval_us(&camera);
     }
 }
 
@@ -164,7 +168,7 @@ struct Watching<'a> {
 impl Watching<'_> {
     /// Serves the camera's frames (or the variant's at the client's size and quality) until
     /// the stream ends or moves; it is then no viewer of the camera any more.
-    fn serve(&self, stop: &AtomicBool) -> io::Result<Served> {
+    fn serve(&self, stop: &AtomicBool, max_first_age_us: u64) -> io::Result<Served> {
         let camera = self.camera;
         let variant = match variant_key(self.params, camera) {
             Some(key) => Variants::subscribe(camera, key)?,
@@ -176,18 +180,24 @@ impl Watching<'_> {
             .stats
             .add_stream_client(Arc::clone(self.client_stats));
         // This thread sends first: the current frame if it is fresh.
-        self.client.start_on(first_frame_floor(slot));
+        self.client
+            .start_on(first_frame_floor(slot, max_first_age_us));
         let _subscription = self.senders.subscribe(slot, self.client)?;
         self.client.serve(slot, stop)
     }
 }
 
-/// The sequence number a new client starts after: the current frame is sent at once if it
-/// is fresh, otherwise the client waits for the next one.
-fn first_frame_floor(slot: &FrameSlot) -> u64 {
+/// The time between two frames of `camera` at the rate in force.
+fn frame_interval_us(camera: &Camera) -> u64 {
+    1_000_000 / u64::from(camera.fps_in_force().max(1))
+}
+
+/// The sequence number a client starts after: the current frame is sent at once if it is
+/// younger than `max_age_us`, otherwise the client waits for the next one.
+fn first_frame_floor(slot: &FrameSlot, max_age_us: u64) -> u64 {
     let latest = slot.latest();
     let age = monotonic_us().saturating_sub(latest.captured_us);
-    if latest.seq > 0 && age < MAX_FIRST_FRAME_AGE_US {
+    if latest.seq > 0 && age < max_age_us {
         latest.seq - 1
     } else {
         latest.seq
