@@ -11,7 +11,8 @@
 
 mod support;
 
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -84,6 +85,35 @@ fn post_selected(address: SocketAddr, camera: &str) -> client::HttpResponse {
         "application/x-www-form-urlencoded",
         &format!("selected={camera}"),
     )
+}
+
+/// `GET /events`, read line by line.
+struct EventStream(BufReader<TcpStream>);
+
+impl EventStream {
+    fn open(address: SocketAddr) -> EventStream {
+        let mut socket = TcpStream::connect(address).expect("connect /events");
+        socket.set_read_timeout(Some(SOON)).expect("read timeout");
+        socket
+            .write_all(b"GET /events HTTP/1.1\r\nHost: test\r\n\r\n")
+            .expect("request /events");
+        EventStream(BufReader::new(socket))
+    }
+
+    /// The data of the next `switch` event.
+    fn next_switch_event(&mut self) -> String {
+        let mut in_switch_event = false;
+        loop {
+            let mut line = String::new();
+            let read = self.0.read_line(&mut line).expect("an event in time");
+            assert!(read > 0, "/events ended");
+            if line.starts_with("event: ") {
+                in_switch_event = line.trim_end() == "event: switch";
+            } else if in_switch_event && line.starts_with("data: ") {
+                return line.trim_end().to_owned();
+            }
+        }
+    }
 }
 
 fn summary(label: &str, times: &mut [Duration]) -> String {
@@ -208,6 +238,17 @@ fn a_driver_stream_follows_networktables_and_post_without_reconnecting() {
         .expect("open scaled stream");
     let part = scaled.next_part().expect("a part");
     assert_eq!(decoded_size(&part.jpeg), (160, 120));
+
+    // The page hears of a selection on /events, with who made it.
+    let mut events = EventStream::open(address);
+    let opening = events.next_switch_event();
+    assert!(opening.contains(r#""selected":"back""#), "{opening}");
+    assert_eq!(post_selected(address, "front").status, 200);
+    let event = events.next_switch_event();
+    assert!(
+        event.contains(r#""selected":"front""#) && event.contains(r#""writer":"HTTP""#),
+        "{event}"
+    );
 
     eprintln!(
         "{}",

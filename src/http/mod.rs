@@ -560,7 +560,13 @@ fn serve_events(stream: &mut TcpStream, request: &Request, shared: &Shared) -> i
     // The admission thread gives the place back the moment the client hangs up.
     let _watch = shared.hub.watch(stream, Arc::clone(&place));
     // A client gone quiet in the middle of an event costs its thread the write deadline.
-    let result = events::serve(stream, &shared.cameras, &place.released, &shared.stop);
+    let result = events::serve(
+        stream,
+        &shared.cameras,
+        &shared.switches,
+        &place.released,
+        &shared.stop,
+    );
     if let Err(e) = result {
         log::debug!("event stream ended: {e}");
     }

@@ -279,6 +279,7 @@ function update(stats) {
       if (v !== undefined && !c.busy && !(k in c.pending) && c.values[k] !== v) { c.values[k] = v; show(c, k, v); }
     }
   }
+  (stats.switches || []).forEach(showSwitch);
   const t = document.getElementById('total');
   text(t, total.toFixed(2));
   if (stats.budget) t.title = 'robot budget ' + stats.budget.max_mbit + ' Mbit/s (0: off), ' + stats.budget.used_mbit + ' used across the radio';
@@ -319,6 +320,47 @@ async function snapshots() {
   }
 }
 
+// A switched stream ([[switch]] in the config): the camera it shows, chosen here (a POST
+// /<switch> {"selected": ...}), over NetworkTables or by the robot program; its clients
+// stay connected and see the new camera. /events tells of a change made elsewhere.
+const switches = [];
+
+function switchCard(w) {
+  const url = '/' + encodeURIComponent(w.name);
+  const s = { name: w.name, url };
+  s.pick = el('select', { title: 'The camera every client of ' + w.name + ' sees; clients stay connected' });
+  w.cameras.forEach(n => s.pick.add(new Option(n, n)));
+  s.pick.value = w.selected;
+  s.pick.onchange = () => selectCamera(s, s.pick.value);
+  s.clients = el('b', { textContent: w.clients });
+  s.msg = el('p', { className: 'msg' });
+  s.el = el('section', { className: 'cam switch', id: 'switch-' + w.name },
+    el('div', { className: 'head' }, el('i', { className: 'dot' }), el('b', { textContent: w.name }), el('span', { className: 'tag', textContent: 'SWITCH' })),
+    el('div', { className: 'row' }, el('span', { textContent: 'shows' }), s.pick),
+    el('div', { className: 'stats' }, el('div', { title: 'streams of ' + w.name + ' open now' }, s.clients, el('small', { textContent: 'clients' }))),
+    s.msg,
+    el('div', { className: 'links' }, el('a', { href: url + '.mjpg', textContent: 'stream' }), el('a', { href: url + '.jpg', textContent: 'snapshot' })));
+  main.append(s.el);
+  switches.push(s);
+}
+
+async function selectCamera(s, name) {
+  try {
+    const r = await fetch(s.url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ selected: name }) });
+    const answer = await r.text();
+    if (!r.ok) throw new Error(answer.trim());
+    showSwitch(JSON.parse(answer));
+    text(s.msg, '');
+  } catch (e) { text(s.msg, 'not switched: ' + e.message); }
+}
+
+function showSwitch(w) {
+  const s = switches.find(s => s.name === w.name);
+  if (!s) return;
+  if (document.activeElement !== s.pick) s.pick.value = w.selected;
+  text(s.clients, w.clients);
+}
+
 async function boot() {
   let stats;
   for (;;) {
@@ -327,6 +369,7 @@ async function boot() {
   banner('');
   main.replaceChildren();
   for (const s of stats.cameras) if (!only || s.name === only) cams.push(card(s));
+  if (!only) (stats.switches || []).forEach(switchCard);
   if (!cams.length) banner('No camera' + (only ? ' named ' + only : '') + ' on this server.');
   main.classList.toggle('one', cams.length === 1);
   update(stats);
@@ -342,6 +385,7 @@ async function boot() {
 function listen() {
   if (!window.EventSource) return;
   const events = new EventSource('/events');
+  events.addEventListener('switch', e => { try { showSwitch(JSON.parse(e.data)); } catch (_) { /* the next poll shows it */ } });
   events.addEventListener('settings', e => {
     let s;
     try { s = JSON.parse(e.data); } catch (_) { return; }
