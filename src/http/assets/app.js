@@ -320,45 +320,28 @@ async function snapshots() {
   }
 }
 
-// A switched stream ([[switch]] in the config): the camera it shows, chosen here (a POST
-// /<switch> {"selected": ...}), over NetworkTables or by the robot program; its clients
-// stay connected and see the new camera. /events tells of a change made elsewhere.
+// A switched stream ([[switch]] in the config): the camera it shows, chosen here (POST
+// /<switch>), over NetworkTables or by the robot program; its clients stay connected.
 const switches = [];
 
 function switchCard(w) {
-  const url = '/' + encodeURIComponent(w.name);
-  const s = { name: w.name, url };
-  s.pick = el('select', { title: 'The camera every client of ' + w.name + ' sees; clients stay connected' });
+  const url = '/' + encodeURIComponent(w.name), s = { name: w.name, pick: el('select') };
   w.cameras.forEach(n => s.pick.add(new Option(n, n)));
-  s.pick.value = w.selected;
-  s.pick.onchange = () => selectCamera(s, s.pick.value);
-  s.clients = el('b', { textContent: w.clients });
-  s.msg = el('p', { className: 'msg' });
-  s.el = el('section', { className: 'cam switch', id: 'switch-' + w.name },
-    el('div', { className: 'head' }, el('i', { className: 'dot' }), el('b', { textContent: w.name }), el('span', { className: 'tag', textContent: 'SWITCH' })),
-    el('div', { className: 'row' }, el('span', { textContent: 'shows' }), s.pick),
-    el('div', { className: 'stats' }, el('div', { title: 'streams of ' + w.name + ' open now' }, s.clients, el('small', { textContent: 'clients' }))),
-    s.msg,
-    el('div', { className: 'links' }, el('a', { href: url + '.mjpg', textContent: 'stream' }), el('a', { href: url + '.jpg', textContent: 'snapshot' })));
-  main.append(s.el);
+  s.pick.onchange = async () => {
+    const r = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ selected: s.pick.value }) }).catch(e => ({ text: () => e.message }));
+    const t = await r.text();
+    banner(r.ok ? '' : w.name + ' not switched: ' + t);
+    if (r.ok) showSwitch(JSON.parse(t));
+  };
+  main.append(el('section', { className: 'cam' }, el('div', { className: 'head' }, el('b', { textContent: w.name + ' (switch)' })),
+    el('div', { className: 'row' }, el('span', { textContent: 'shows' }), s.pick), el('div', { className: 'links' }, el('a', { href: url + '.mjpg', textContent: 'stream' }))));
   switches.push(s);
-}
-
-async function selectCamera(s, name) {
-  try {
-    const r = await fetch(s.url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ selected: name }) });
-    const answer = await r.text();
-    if (!r.ok) throw new Error(answer.trim());
-    showSwitch(JSON.parse(answer));
-    text(s.msg, '');
-  } catch (e) { text(s.msg, 'not switched: ' + e.message); }
+  showSwitch(w);
 }
 
 function showSwitch(w) {
   const s = switches.find(s => s.name === w.name);
-  if (!s) return;
-  if (document.activeElement !== s.pick) s.pick.value = w.selected;
-  text(s.clients, w.clients);
+  if (s && document.activeElement !== s.pick) s.pick.value = w.selected;
 }
 
 async function boot() {
@@ -385,7 +368,7 @@ async function boot() {
 function listen() {
   if (!window.EventSource) return;
   const events = new EventSource('/events');
-  events.addEventListener('switch', e => { try { showSwitch(JSON.parse(e.data)); } catch (_) { /* the next poll shows it */ } });
+  events.addEventListener('switch', e => showSwitch(JSON.parse(e.data)));
   events.addEventListener('settings', e => {
     let s;
     try { s = JSON.parse(e.data); } catch (_) { return; }
