@@ -15,4 +15,24 @@ pub mod switch_publisher;
 pub use camera_publisher::{CameraPublisher, NtCamera};
 pub(crate) use nt4::parse_server;
 pub use nt4::{NtClient, NtClientConfig, NtError, NtType, NtUpdate, NtValue};
+
+/// Publishes `topic`; failing means a topic name or type this program got wrong (a bug),
+/// logged.
+pub(crate) fn publish_logged(
+    nt: &NtClient,
+    topic: &str,
+    ty: NtType,
+    properties: serde_json::Value,
+) {
+    if let Err(e) = nt.publish(topic, ty, properties) {
+        log::warn!("NetworkTables: cannot publish {topic}: {e}");
+    }
+}
+
+/// A normal write; failing means a topic this program did not publish (a bug), logged.
+pub(crate) fn set_logged(nt: &NtClient, topic: &str, value: impl Into<NtValue>) {
+    if let Err(e) = nt.set(topic, value) {
+        log::warn!("NetworkTables: cannot set {topic}: {e}");
+    }
+}
 pub use switch_publisher::{SwitchPublisher, SwitchServer};

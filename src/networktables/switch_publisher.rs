@@ -24,9 +24,10 @@ use crossbeam_channel::{Receiver, Sender};
 use log::{debug, warn};
 use serde_json::json;
 
-use super::cscore_layout::{Advertised, camera_root, stream_urls};
+use super::cscore_layout::{Advertised, CAMERA_TOPICS, camera_root, stream_urls};
 use super::log_limit::{RefusalLog, shown};
 use super::{NtClient, NtError, NtType, NtUpdate, NtValue};
+use super::{publish_logged as publish, set_logged as set};
 use crate::settings::{self, Changed, Writer};
 use crate::switch::{SELECTED, Switch};
 
@@ -168,10 +169,7 @@ impl SwitchTopics {
                     shown(&value),
                     self.selected
                 );
-                match self.last_refused.refused(&value, Instant::now()) {
-                    Some(unwarned) => warn!("{line}{}", RefusalLog::suffix(unwarned)),
-                    None => debug!("{line} (again)"),
-                }
+                self.last_refused.log(&value, &line);
                 // A normal, timestamped write: newer than the refused one, so it wins.
                 set(nt, &self.selected_topic, self.selected.as_str());
             }
@@ -257,14 +255,7 @@ impl Worker {
     /// Publishes every switch's topics and subscribes to the selections.
     fn publish_all(&mut self) -> Receiver<NtUpdate> {
         for topics in &self.switches {
-            for (key, ty) in [
-                ("source", NtType::String),
-                ("description", NtType::String),
-                ("connected", NtType::Boolean),
-                ("streams", NtType::StringArray),
-                ("mode", NtType::String),
-                ("modes", NtType::StringArray),
-            ] {
+            for (key, ty) in CAMERA_TOPICS {
                 publish(&self.nt, &format!("{}{key}", topics.root), ty, json!(null));
             }
             set(&self.nt, &format!("{}source", topics.root), "cv:");
@@ -308,18 +299,5 @@ impl Worker {
         {
             topics.publish_selected(&self.nt);
         }
-    }
-}
-
-fn publish(nt: &NtClient, topic: &str, ty: NtType, properties: serde_json::Value) {
-    if let Err(e) = nt.publish(topic, ty, properties) {
-        warn!("NetworkTables: cannot publish {topic}: {e}");
-    }
-}
-
-/// A normal write; failing means a topic this module did not publish (a bug), logged.
-fn set(nt: &NtClient, topic: &str, value: impl Into<NtValue>) {
-    if let Err(e) = nt.set(topic, value) {
-        warn!("NetworkTables: cannot set {topic}: {e}");
     }
 }
