@@ -16,6 +16,9 @@ use toml::Spanned;
 use crate::controls::ControlValue;
 use crate::settings::{self, Kind, MatchTable, Spec};
 
+mod switch;
+pub use switch::SwitchConfig;
+
 /// A config file larger than this is refused (a real one is a few kilobytes).
 pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 /// Cameras in one config; a coprocessor's USB bus carries four or so.
@@ -41,6 +44,8 @@ const RESERVED_NAMES: &[&str] = &[
 pub struct Config {
     pub server: ServerConfig,
     pub cameras: Vec<CameraConfig>,
+    /// `[[switch]]` tables: streams that show one of several cameras (`config/switch.rs`).
+    pub switches: Vec<SwitchConfig>,
     /// The `[networktables]` section; `None` (no section) means NetworkTables is off.
     pub networktables: Option<NetworkTablesConfig>,
 }
@@ -314,6 +319,7 @@ impl Config {
         Config {
             server: ServerConfig::default(),
             cameras: vec![CameraConfig::embedded_default()],
+            switches: Vec::new(),
             networktables: None,
         }
     }
@@ -403,6 +409,8 @@ struct RawConfig {
     server: ServerConfig,
     #[serde(default, rename = "camera")]
     cameras: Vec<RawCamera>,
+    #[serde(default, rename = "switch")]
+    switches: Vec<switch::RawSwitch>,
     #[serde(default)]
     networktables: Option<Spanned<RawNetworkTables>>,
 }
@@ -564,9 +572,11 @@ impl RawConfig {
             .networktables
             .map(RawNetworkTables::validate)
             .transpose()?;
+        let switches = switch::validate_switches(self.switches, &cameras)?;
         Ok(Config {
             server: self.server,
             cameras,
+            switches,
             networktables,
         })
     }

@@ -33,6 +33,7 @@ pub mod settings;
 pub mod source;
 pub mod stats;
 pub mod streamer;
+pub mod switch;
 pub mod systemd;
 pub mod threads;
 pub mod transcode;

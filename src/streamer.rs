@@ -20,7 +20,9 @@ use crate::config::{CameraConfig, Config, SourceSpec};
 use crate::http::{HttpServer, Limits};
 use crate::match_profile::MatchProfiles;
 use crate::networktables::fms::FmsWatch;
-use crate::networktables::{CameraPublisher, NtCamera, NtError, RobotClockFeed};
+use crate::networktables::{
+    CameraPublisher, NtCamera, NtError, RobotClockFeed, SwitchPublisher, SwitchServer,
+};
 use crate::saved_settings::{self, StateFile};
 use crate::settings::ProfiledNumber;
 use crate::source::jpeg_folder::JpegFolder;
@@ -28,6 +30,7 @@ use crate::source::pushed::{PushedStream, pushed_stream};
 use crate::source::test_pattern::TestPattern;
 use crate::source::v4l2::{self, V4l2Source};
 use crate::source::{FrameSource, SourceError};
+use crate::switch::{Switch, SwitchError};
 use crate::threads;
 
 /// How long stopping waits for the capture and budget threads.
@@ -44,6 +47,8 @@ pub enum StartError {
     Source { camera: String, source: SourceError },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Switch(#[from] SwitchError),
     #[error("NetworkTables: {0}")]
     NetworkTables(#[source] NtError),
     #[error("stopped during start-up (signal)")]
@@ -62,6 +67,7 @@ pub struct Streamer {
 #[derive(Default)]
 struct Running {
     cameras: Vec<Arc<Camera>>,
+    switches: Vec<Arc<Switch>>,
     stop: Arc<AtomicBool>,
     capture_threads: Vec<JoinHandle<()>>,
     http: Option<HttpServer>,
@@ -72,6 +78,8 @@ struct Running {
     robot_clock: Option<RobotClockFeed>,
     /// Switches the match profile from the robot's `/FMSInfo/` (with NetworkTables).
     fms: Option<FmsWatch>,
+    /// Publishes the switched streams and takes their `selected` (with NetworkTables).
+    switch_publisher: Option<SwitchPublisher>,
     /// Writes settings changed at run time to the state file, when there is one.
     settings_writer: Option<saved_settings::Writer>,
     /// The bandwidth budget's governor thread (`budget.rs`), unless `max_mbit = 0`.
@@ -81,7 +89,9 @@ struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         // First, so nothing about cameras being torn down reaches NetworkTables (the clock
-        // feed and the FMS watch hold clones of the client: the connection closes with all).
+        // feed, the FMS watch and the switch publisher hold clones of the client: the
+        // connection closes with all).
+        drop(self.switch_publisher.take());
         drop(self.fms.take());
         drop(self.robot_clock.take());
         drop(self.networktables.take());
@@ -147,8 +157,17 @@ impl Streamer {
             read_only: config.server.read_only,
             post_to_any_path: config.server.post_to_any_path,
         };
-        let http = HttpServer::start(address, running.cameras.clone(), limits)
-            .map_err(|source| StartError::Bind { address, source })?;
+        for switch_config in &config.switches {
+            let switch = Switch::new(switch_config, &running.cameras)?;
+            running.switches.push(Arc::new(switch));
+        }
+        let http = HttpServer::start_with_switches(
+            address,
+            running.cameras.clone(),
+            running.switches.clone(),
+            limits,
+        )
+        .map_err(|source| StartError::Bind { address, source })?;
         let http_addr = http.local_addr();
         running.http = Some(http);
         for (camera, camera_config) in running.cameras.iter().zip(&config.cameras) {
@@ -200,6 +219,19 @@ impl Streamer {
             running.robot_clock = Some(feed.map_err(StartError::Thread)?);
         }
         running.fms = watch_fms(&running, max_mbit)?;
+        if let (Some(publisher), Some(nt)) = (&running.networktables, &config.networktables) {
+            if !running.switches.is_empty() {
+                let server = SwitchServer {
+                    address: http_addr,
+                    configured_hosts: nt.advertise.clone(),
+                    robot_network: nt.server.robot_network(),
+                };
+                running.switch_publisher = Some(
+                    SwitchPublisher::start(publisher.client(), running.switches.clone(), server)
+                        .map_err(StartError::NetworkTables)?,
+                );
+            }
+        }
         Ok(Streamer {
             running,
             pushed,
@@ -223,6 +255,11 @@ impl Streamer {
 
     pub fn cameras(&self) -> &[Arc<Camera>] {
         &self.running.cameras
+    }
+
+    /// The switched streams (`[[switch]]`), in config order.
+    pub fn switches(&self) -> &[Arc<Switch>] {
+        &self.running.switches
     }
 
     /// Each camera's capture-loop count, in camera order (the systemd watchdog's input).

@@ -53,12 +53,14 @@ const LAYERS: &[&[&str]] = &[
     &["variants", "config"],
     &["saved_settings", "governor", "networktables::cscore_layout"],
     &["camera", "source::v4l2", "source::v4l2::discover"],
+    // A switch shows one of its cameras at a time.
     &[
         "capture",
         "budget",
         "match_profile",
         "http::routes",
         "http::sender",
+        "switch",
     ],
     // A pushed source can encode in the program's thread with the capture loop's own step.
     &[
@@ -72,6 +74,7 @@ const LAYERS: &[&[&str]] = &[
         "networktables::camera_publisher",
         "networktables::robot_clock_feed",
         "networktables::fms",
+        "networktables::switch_publisher",
     ],
     &["streamer"],
     &["systemd"],

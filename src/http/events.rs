@@ -14,6 +14,14 @@
 //! data: {"camera":"front","key":"fps","writer":"NetworkTables","fps":15,"quality":50,"controls":{..},"origins":{..}}
 //! ```
 //!
+//! A switched stream's selection comes the same way, as a `switch` event (the switch as
+//! `/stats.json` shows it, and who selected):
+//!
+//! ```text
+//! event: switch
+//! data: {"name":"driver","selected":"back","cameras":["front","back"],"clients":1,"writer":"NetworkTables"}
+//! ```
+//!
 //! An event stream holds one of the server's stream places, like an MJPEG client.
 
 use std::io::{self, Write};
@@ -28,6 +36,7 @@ use serde_json::{Value, json};
 use super::settings::in_force_json;
 use crate::camera::Camera;
 use crate::settings::{ChangeFeed, Changed, SubscriberId};
+use crate::switch::Switch;
 
 /// How often a comment line keeps a quiet stream open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -58,6 +67,7 @@ pub fn settings_event(camera: &Camera, change: Option<&Changed>) -> String {
 pub fn serve(
     stream: &mut TcpStream,
     cameras: &[Arc<Camera>],
+    switches: &[Arc<Switch>],
     gone: &AtomicBool,
     stop: &AtomicBool,
 ) -> io::Result<()> {
@@ -68,10 +78,19 @@ pub fn serve(
             .map(|camera| (camera, camera.changes.subscribe_with(sender.clone())))
             .collect(),
     );
+    let _switches_subscribed = SwitchesSubscribed(
+        switches
+            .iter()
+            .map(|switch| (switch, switch.changes.subscribe_with(sender.clone())))
+            .collect(),
+    );
     drop(sender);
     let mut opening = String::from("retry: 1000\n\n");
     for camera in cameras {
         opening.push_str(&settings_event(camera, None));
+    }
+    for switch in switches {
+        opening.push_str(&switch_event(switch, None));
     }
     stream.write_all(HEAD.as_bytes())?;
     stream.write_all(opening.as_bytes())?;
@@ -79,7 +98,10 @@ pub fn serve(
     while !stop.load(Ordering::Relaxed) && !gone.load(Ordering::Relaxed) {
         match changes.recv_timeout(LOOK_EVERY) {
             Ok(change) => {
-                let event = event_for(cameras, &change);
+                let event = match switches.iter().find(|s| s.name == change.camera) {
+                    Some(switch) => switch_event(switch, Some(&change)),
+                    None => event_for(cameras, &change),
+                };
                 stream.write_all(event.as_bytes())?;
                 last_write = Instant::now();
             }
@@ -104,6 +126,27 @@ impl Drop for Subscribed<'_> {
             camera.changes.unsubscribe(*id);
         }
     }
+}
+
+/// This stream's subscriptions to switches, ended when it ends.
+struct SwitchesSubscribed<'a>(Vec<(&'a Arc<Switch>, SubscriberId)>);
+
+impl Drop for SwitchesSubscribed<'_> {
+    fn drop(&mut self) {
+        for (switch, id) in &self.0 {
+            switch.changes.unsubscribe(*id);
+        }
+    }
+}
+
+/// One `switch` event: the camera a switch shows, and who selected it (none for the
+/// events a stream opens with).
+pub fn switch_event(switch: &Switch, change: Option<&Changed>) -> String {
+    let mut data = serde_json::to_value(switch.report()).unwrap_or(Value::Null);
+    if let Some(object) = data.as_object_mut() {
+        object.insert("writer".into(), json!(change.map(|c| c.writer.as_str())));
+    }
+    format!("event: switch\ndata: {data}\n\n")
 }
 
 /// The event for a change: the changed camera's values now (several changes in a row

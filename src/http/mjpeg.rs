@@ -19,14 +19,17 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
+use arc_swap::ArcSwap;
+
 use super::part::BOUNDARY;
 use super::response::write_all_vectored;
 use super::routes::StreamParams;
-use super::sender::{DeliveryState, Senders, StreamClient};
+use super::sender::{DeliveryState, Senders, Served, StreamClient};
 use crate::camera::Camera;
 use crate::frame::{Frame, monotonic_us};
 use crate::frame_slot::FrameSlot;
 use crate::stats::StreamClientStats;
+use crate::switch::Switch;
 use crate::variants::{VariantKey, Variants};
 
 /// A frame older than this is not shown to a client that just connected: it would be a
@@ -48,28 +51,40 @@ pub fn stream_head() -> String {
     )
 }
 
-/// Streams `camera` to `out` until the client goes away, the write times out (a stalled
-/// client), or the server stops. The slot's sender (`sender.rs`) sends the frames; this
-/// thread sends the first one, and finishes parts the socket could not take at once.
+/// What a stream shows: one camera, or whichever camera a switch selects.
+pub enum Shown {
+    Camera(Arc<Camera>),
+    Switch(Arc<Switch>),
+}
+
+impl Shown {
+    /// The camera whose frames go out now.
+    pub fn camera(&self) -> Arc<Camera> {
+        match self {
+            Shown::Camera(camera) => Arc::clone(camera),
+            Shown::Switch(switch) => switch.selected(),
+        }
+    }
+}
+
+/// Streams what `shown` shows to `out` until the client goes away, the write times out (a
+/// stalled client), or the server stops. The slot's sender (`sender.rs`) sends the frames;
+/// this thread sends the first one, and finishes parts the socket could not take at once.
+/// A switch's stream moves to the selected camera's slot on the same connection: the next
+/// part is the new camera's (a part carries its own JPEG, size included).
 ///
 /// `senders` are the server's sender threads. `watch` is called with the client once it
 /// exists and returns a guard held while the stream lasts (the server watches the socket
 /// for hang-up with it).
 pub fn stream<G>(
     out: &mut TcpStream,
-    camera: &Arc<Camera>,
+    shown: &Shown,
     params: &StreamParams,
     client_stats: &Arc<StreamClientStats>,
     senders: &Arc<Senders>,
     stop: &AtomicBool,
     watch: impl FnOnce(&Arc<StreamClient>) -> G,
 ) -> io::Result<()> {
-    // The camera's own frames, or a variant at the size and quality this client asks for.
-    let variant = match variant_key(params, camera) {
-        Some(key) => Variants::subscribe(camera, key)?,
-        None => None,
-    };
-    let slot = variant.as_ref().map_or(&camera.slot, |v| &v.slot);
     let first_boundary = format!("--{BOUNDARY}\r\n");
     write_all_vectored(
         out,
@@ -80,12 +95,13 @@ pub fn stream<G>(
     )?;
     // From here on the sender writes without blocking; this thread waits with poll().
     out.set_nonblocking(true)?;
-    let _viewer = slot.viewer();
-    let _registration = camera.stats.add_stream_client(Arc::clone(client_stats));
+    // The camera whose statistics count what is delivered: the one shown.
+    let counted = Arc::new(ArcSwap::new(shown.camera()));
     let delivered = {
-        let (camera, client_stats) = (Arc::clone(camera), Arc::clone(client_stats));
+        let (counted, client_stats) = (Arc::clone(&counted), Arc::clone(client_stats));
         move |frame: &Frame, bytes: usize| {
             let now = monotonic_us();
+            let camera = counted.load();
             camera
                 .stats
                 .latency
@@ -101,28 +117,89 @@ pub fn stream<G>(
     client_stats.link.remote.store(remote, Ordering::Relaxed);
     let me = Arc::new(StreamClient {
         socket: out.try_clone()?,
-        // This thread sends first: the current frame if it is fresh.
-        state: Mutex::new(DeliveryState::new(
-            first_frame_floor(slot),
-            params.fps,
-            remote,
-        )),
+        state: Mutex::new(DeliveryState::new(0, params.fps, remote)),
         wake: Condvar::new(),
         delivered: Box::new(delivered),
         stats: Arc::clone(client_stats),
-        robot_clock: Arc::clone(&camera.robot_clock),
+        // Every camera's clock holds the same offset: a moved client keeps it right.
+        robot_clock: Arc::clone(&shown.camera().robot_clock),
     });
     let _watch = watch(&me);
-    let _subscription = senders.subscribe(slot, &me)?;
-    me.serve(slot, stop)
+    let _following = match shown {
+        Shown::Camera(_) => None,
+        Shown::Switch(switch) => {
+            let client = Arc::downgrade(&me);
+            Some(switch.follow(Arc::new(move || {
+                if let Some(client) = client.upgrade() {
+                    client.move_on();
+                }
+            })))
+        }
+    };
+    // A new client may get a frame from up to half a second ago; a moved one only the
+    // current frame (a switch shows the new camera as it is now, not as it was).
+    let mut max_first_age_us = MAX_FIRST_FRAME_AGE_US;
+    loop {
+        // Taken back before the selection is read: a switch after the read moves it again.
+        me.moved();
+        let camera = shown.camera();
+        counted.store(Arc::clone(&camera));
+        let watching = Watching {
+            camera: &camera,
+            params,
+            client: &me,
+            client_stats,
+            senders,
+        };
+        if watching.serve(stop, max_first_age_us)? == Served::Stopped {
+            return Ok(());
+        }
+        max_first_age_us = frame_interval_us(&camera);
+    }
 }
 
-/// The sequence number a new client starts after: the current frame is sent at once if it
-/// is fresh, otherwise the client waits for the next one.
-fn first_frame_floor(slot: &FrameSlot) -> u64 {
+/// A stream client watching one camera: its slot or a variant of it.
+struct Watching<'a> {
+    camera: &'a Arc<Camera>,
+    params: &'a StreamParams,
+    client: &'a Arc<StreamClient>,
+    client_stats: &'a Arc<StreamClientStats>,
+    senders: &'a Arc<Senders>,
+}
+
+impl Watching<'_> {
+    /// Serves the camera's frames (or the variant's at the client's size and quality) until
+    /// the stream ends or moves; it is then no viewer of the camera any more.
+    fn serve(&self, stop: &AtomicBool, max_first_age_us: u64) -> io::Result<Served> {
+        let camera = self.camera;
+        let variant = match variant_key(self.params, camera) {
+            Some(key) => Variants::subscribe(camera, key)?,
+            None => None,
+        };
+        let slot = variant.as_ref().map_or(&camera.slot, |v| &v.slot);
+        let _viewer = slot.viewer();
+        let _registration = camera
+            .stats
+            .add_stream_client(Arc::clone(self.client_stats));
+        // This thread sends first: the current frame if it is fresh.
+        self.client
+            .start_on(first_frame_floor(slot, max_first_age_us));
+        let _subscription = self.senders.subscribe(slot, self.client)?;
+        self.client.serve(slot, stop)
+    }
+}
+
+/// The time between two frames of `camera` at the rate in force.
+fn frame_interval_us(camera: &Camera) -> u64 {
+    1_000_000 / u64::from(camera.fps_in_force().max(1))
+}
+
+/// The sequence number a client starts after: the current frame is sent at once if it is
+/// younger than `max_age_us`, otherwise the client waits for the next one.
+fn first_frame_floor(slot: &FrameSlot, max_age_us: u64) -> u64 {
     let latest = slot.latest();
     let age = monotonic_us().saturating_sub(latest.captured_us);
-    if latest.seq > 0 && age < MAX_FIRST_FRAME_AGE_US {
+    if latest.seq > 0 && age < max_age_us {
         latest.seq - 1
     } else {
         latest.seq

@@ -25,6 +25,7 @@ pub mod response;
 pub mod routes;
 pub mod sender;
 pub mod settings;
+pub mod switch;
 
 use std::collections::HashMap;
 use std::io;
@@ -39,6 +40,7 @@ use crate::camera::Camera;
 use crate::frame::monotonic_us;
 use crate::lock::lock;
 use crate::stats::{RateCounter, StreamClientStats};
+use crate::switch::Switch;
 use crate::threads;
 use request::Request;
 use response::Response;
@@ -60,6 +62,8 @@ const CONNECTION_STACK_BYTES: usize = 256 * 1024;
 /// What the server needs to know, shared by its threads.
 struct Shared {
     cameras: Vec<Arc<Camera>>,
+    /// Switched streams; in the URL map their names follow the cameras'.
+    switches: Vec<Arc<Switch>>,
     stop: Arc<AtomicBool>,
     started: Instant,
     max_streams: usize,
@@ -78,8 +82,37 @@ struct Shared {
 }
 
 impl Shared {
+    /// The names streams are served under: the cameras', then the switches'.
     fn camera_names(&self) -> Vec<&str> {
-        self.cameras.iter().map(|c| c.name.as_str()).collect()
+        let switches = self.switches.iter().map(|s| s.name.as_str());
+        self.cameras
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(switches)
+            .collect()
+    }
+
+    /// The switch a resolved name index stands for, if it is one.
+    fn switch(&self, index: usize) -> Option<&Arc<Switch>> {
+        index
+            .checked_sub(self.cameras.len())
+            .and_then(|i| self.switches.get(i))
+    }
+
+    /// The camera a resolved name index stands for: a switch's selected camera.
+    fn camera(&self, index: usize) -> Arc<Camera> {
+        match self.switch(index) {
+            Some(switch) => switch.selected(),
+            None => Arc::clone(&self.cameras[index]),
+        }
+    }
+
+    /// What a stream of a resolved name shows.
+    fn shown(&self, index: usize) -> mjpeg::Shown {
+        match self.switch(index) {
+            Some(switch) => mjpeg::Shown::Switch(Arc::clone(switch)),
+            None => mjpeg::Shown::Camera(Arc::clone(&self.cameras[index])),
+        }
     }
 }
 
@@ -115,11 +148,22 @@ impl HttpServer {
         cameras: Vec<Arc<Camera>>,
         limits: Limits,
     ) -> io::Result<HttpServer> {
+        HttpServer::start_with_switches(address, cameras, Vec::new(), limits)
+    }
+
+    /// Binds `address` and starts serving `cameras` and the switched streams `switches`.
+    pub fn start_with_switches(
+        address: SocketAddr,
+        cameras: Vec<Arc<Camera>>,
+        switches: Vec<Arc<Switch>>,
+        limits: Limits,
+    ) -> io::Result<HttpServer> {
         let listener = TcpListener::bind(address)?;
         let local_addr = listener.local_addr()?;
         let (hub, woken) = admission::Hub::new()?;
         let shared = Arc::new(Shared {
             cameras,
+            switches,
             stop: Arc::new(AtomicBool::new(false)),
             started: Instant::now(),
             max_streams: limits.max_streams,
@@ -276,14 +320,14 @@ fn respond(
     };
     match route {
         Route::Stream { camera, params } => {
-            let camera = &shared.cameras[camera];
-            let params = fit_to_camera(params, camera);
+            let shown = shared.shown(camera);
+            let params = fit_to_camera(params, &shown.camera());
             log_adjusted_params(peer, request, &params);
-            serve_stream(stream, request, camera, &params, peer, id, shared)?;
+            serve_stream(stream, request, &shown, &params, peer, id, shared)?;
             Ok(Next::Close)
         }
         Route::Snapshot { camera, params } => {
-            let camera = &shared.cameras[camera];
+            let camera = &shared.camera(camera);
             log_adjusted_params(peer, request, &params);
             match snapshot(camera, &params)? {
                 Some(frame) => send(stream, Response::new(200, "image/jpeg", frame.jpeg())),
@@ -301,7 +345,7 @@ fn respond(
             )
         }
         Route::CameraPage { camera } => {
-            let html = pages::camera_page(&shared.cameras[camera]);
+            let html = pages::camera_page(&shared.camera(camera));
             send(
                 stream,
                 Response::new(200, "text/html; charset=utf-8", html.as_bytes()),
@@ -312,7 +356,7 @@ fn respond(
             Ok(Next::Close)
         }
         Route::Stats => {
-            let json = pages::stats_json(&shared.cameras, shared.started);
+            let json = pages::stats_json(&shared.cameras, &shared.switches, shared.started);
             send(
                 stream,
                 Response::new(200, "application/json", json.as_bytes()),
@@ -327,18 +371,22 @@ fn respond(
             send(stream, Response::text(200, &text))
         }
         Route::SettingsJson { camera } => {
-            let json = settings::settings_json(&shared.cameras[camera]);
+            let json = settings::settings_json(&shared.camera(camera));
             send(
                 stream,
                 Response::new(200, "application/json", json.as_bytes()),
             )
         }
         Route::ConfigJson { camera } => {
-            let json = settings::config_json(&shared.cameras[camera]);
+            let json = settings::config_json(&shared.camera(camera));
             send(
                 stream,
                 Response::new(200, "application/json", json.as_bytes()),
             )
+        }
+        Route::Change { camera } if shared.switch(camera).is_some() => {
+            let answer = selection_answer(shared, shared.switch(camera), request);
+            send(stream, answer.as_response())
         }
         Route::Change { camera } => {
             let camera = &shared.cameras[camera];
@@ -351,7 +399,7 @@ fn respond(
             )
         }
         Route::Command { camera, changes } => {
-            let camera = &shared.cameras[camera];
+            let camera = &shared.camera(camera);
             let changes: Vec<(String, crate::controls::ControlValue)> = changes
                 .into_iter()
                 .map(|(k, v)| (k, crate::controls::ControlValue::Text(v)))
@@ -388,6 +436,33 @@ impl SettingsAnswer {
     }
 }
 
+/// The answer to `POST /<switch>`: the switch as JSON, or the refusal.
+fn selection_answer(
+    shared: &Shared,
+    switch: Option<&Arc<Switch>>,
+    request: &Request,
+) -> SettingsAnswer {
+    let result = check_writable(shared).and_then(|()| match switch {
+        Some(switch) => switch::select(switch, request),
+        None => Err(settings::SettingsRequestError {
+            status: 404,
+            reason: "no such switch".into(),
+        }),
+    });
+    match result {
+        Ok(json) => SettingsAnswer {
+            status: 200,
+            body: json,
+            content_type: "application/json",
+        },
+        Err(refusal) => SettingsAnswer {
+            status: refusal.status,
+            body: format!("{}\n", refusal.reason),
+            content_type: "text/plain; charset=utf-8",
+        },
+    }
+}
+
 fn settings_response(
     camera: &Camera,
     result: Result<(), settings::SettingsRequestError>,
@@ -415,11 +490,11 @@ fn settings_response(
     }
 }
 
-/// Streams a camera if a stream place is free, else answers `503`.
+/// Streams a camera or a switch if a stream place is free, else answers `503`.
 fn serve_stream(
     stream: &mut TcpStream,
     request: &Request,
-    camera: &Arc<Camera>,
+    shown: &mjpeg::Shown,
     params: &routes::StreamParams,
     peer: SocketAddr,
     id: u64,
@@ -445,13 +520,13 @@ fn serve_stream(
         bytes: RateCounter::default(),
         link: Default::default(),
     });
-    log::debug!("{peer}: streaming {} ({})", camera.name, client_stats.path);
+    log::debug!("{peer}: streaming {}", client_stats.path);
     // Watched from before the stream's first byte: a client_stats that reads the head and
     // leaves frees its place at once.
     let watch = shared.hub.watch(stream, Arc::clone(&place));
     let result = mjpeg::stream(
         stream,
-        camera,
+        shown,
         params,
         &client_stats,
         &shared.senders,
@@ -461,7 +536,7 @@ fn serve_stream(
     drop(watch);
     log::debug!(
         "{peer}: stream of {} ended after {} frames: {}",
-        camera.name,
+        client_stats.path,
         client_stats.frames.total(),
         match &result {
             Ok(()) => "server stopping".to_owned(),
@@ -485,7 +560,13 @@ fn serve_events(stream: &mut TcpStream, request: &Request, shared: &Shared) -> i
     // The admission thread gives the place back the moment the client hangs up.
     let _watch = shared.hub.watch(stream, Arc::clone(&place));
     // A client gone quiet in the middle of an event costs its thread the write deadline.
-    let result = events::serve(stream, &shared.cameras, &place.released, &shared.stop);
+    let result = events::serve(
+        stream,
+        &shared.cameras,
+        &shared.switches,
+        &place.released,
+        &shared.stop,
+    );
     if let Err(e) = result {
         log::debug!("event stream ended: {e}");
     }

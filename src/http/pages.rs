@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::camera::Camera;
 use crate::robot_clock::RobotClockSync;
 use crate::stats::{LatencySummary, StreamClientReport, round2};
+use crate::switch::{Switch, SwitchReport};
 
 const SHELL: &str = include_str!("assets/index.html");
 const STYLE: &str = include_str!("assets/style.css");
@@ -90,6 +91,8 @@ fn script() -> &'static str {
 #[derive(Serialize)]
 struct StatsReport {
     uptime_seconds: f64,
+    /// Switched streams: the camera each shows, its clients.
+    switches: Vec<SwitchReport>,
     /// The robot's bandwidth budget and what the clients across the radio use of it.
     budget: BudgetReport,
     cameras: Vec<CameraReport>,
@@ -179,8 +182,9 @@ struct FrameCounts {
 }
 
 /// `/stats.json`.
-pub fn stats_json(cameras: &[Arc<Camera>], started: Instant) -> String {
+pub fn stats_json(cameras: &[Arc<Camera>], switches: &[Arc<Switch>], started: Instant) -> String {
     let report = StatsReport {
+        switches: switches.iter().map(|s| s.report()).collect(),
         uptime_seconds: round2(started.elapsed().as_secs_f64()),
         budget: budget_report(cameras),
         cameras: cameras.iter().map(|c| camera_report(c)).collect(),
@@ -279,7 +283,8 @@ mod tests {
             html.contains("href=\"/cam.mjpg\""),
             "links without JavaScript"
         );
-        assert!(html.len() < 20_000, "the page is {} bytes", html.len());
+        // 20,000 before the switches' selector (1.2 KB) came.
+        assert!(html.len() < 21_000, "the page is {} bytes", html.len());
         let page = camera_page(&camera);
         assert!(page.contains("data-camera=\"cam\"") && page.contains("<title>cam — frcstream"));
     }
@@ -288,7 +293,7 @@ mod tests {
     fn stats_json_lists_each_camera() {
         let camera = Arc::new(Camera::new(&CameraConfig::embedded_default()));
         let json: serde_json::Value =
-            serde_json::from_str(&stats_json(&[camera], Instant::now())).expect("json");
+            serde_json::from_str(&stats_json(&[camera], &[], Instant::now())).expect("json");
         assert_eq!(json["cameras"][0]["name"], "cam");
         assert_eq!(json["cameras"][0]["frames"]["encodes"], 0);
         assert_eq!(json["cameras"][0]["settings"]["fps"], 30);
@@ -316,7 +321,7 @@ mod tests {
         frame.seq = 1;
         camera.slot.publish(Arc::new(frame));
         let json: serde_json::Value =
-            serde_json::from_str(&stats_json(&[camera], Instant::now())).expect("json");
+            serde_json::from_str(&stats_json(&[camera], &[], Instant::now())).expect("json");
         assert_eq!(json["cameras"][0]["robot_clock"]["offset_us"], 5_000);
         assert_eq!(json["cameras"][0]["robot_clock"]["rtt_us"], 300);
         assert_eq!(json["cameras"][0]["frame_robot_time_us"], 6_000);

@@ -87,6 +87,18 @@ pub struct DeliveryState {
     pub link: Option<Link>,
     /// The last frame counted as held back.
     held_seq: u64,
+    /// The stream is to show another slot (a switch selected another camera): the sender
+    /// leaves the client alone and its own thread moves it ([`StreamClient::move_on`]).
+    moving: bool,
+}
+
+/// Why [`StreamClient::serve`] returned without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// The server is stopping or the slot closed: the stream is over.
+    Stopped,
+    /// The stream is to show another slot ([`StreamClient::move_on`]).
+    Moving,
 }
 
 /// What a client is to be sent now.
@@ -112,6 +124,7 @@ impl DeliveryState {
             last_sent: None,
             last_part_us: monotonic_us(),
             held_seq: 0,
+            moving: false,
         }
     }
 
@@ -200,7 +213,7 @@ impl StreamClient {
     /// client's own thread.
     fn offer(&self, newest: &Arc<Frame>, now_us: u64) {
         let mut state = self.lock();
-        if state.busy {
+        if state.busy || state.moving {
             return;
         }
         let frame = match state.next_part(newest, now_us, self) {
@@ -240,15 +253,17 @@ impl StreamClient {
 
     /// The client's own thread: sends the first frame, then does each job the sender
     /// hands over (the rest of a part, a wait for the link), until the stream fails, the
-    /// slot closes or `stop` is set.
-    pub fn serve(&self, slot: &FrameSlot, stop: &AtomicBool) -> io::Result<()> {
+    /// slot closes, `stop` is set or the stream is to move to another slot (a part begun
+    /// is finished first).
+    pub fn serve(&self, slot: &FrameSlot, stop: &AtomicBool) -> io::Result<Served> {
         self.catch_up(slot)?;
         loop {
             if stop.load(Relaxed) {
-                return Ok(());
+                return Ok(Served::Stopped);
             }
             match self.next_job() {
-                None if slot.is_closed() => return Ok(()),
+                None if self.lock().moving => return Ok(Served::Moving),
+                None if slot.is_closed() => return Ok(Served::Stopped),
                 None => {}
                 Some(Job::Fail(e)) => return Err(e),
                 Some(Job::Finish {
@@ -269,9 +284,35 @@ impl StreamClient {
         let state = self.lock();
         let (mut state, _) = self
             .wake
-            .wait_timeout_while(state, CLIENT_WAKE_INTERVAL, |s| s.job.is_none())
+            .wait_timeout_while(state, CLIENT_WAKE_INTERVAL, |s| {
+                s.job.is_none() && !s.moving
+            })
             .unwrap_or_else(PoisonError::into_inner);
         state.job.take()
+    }
+
+    /// Asks the client's own thread to move the stream to another slot: from now on the
+    /// sender leaves it alone, and [`StreamClient::serve`] returns [`Served::Moving`] once
+    /// the part in progress is finished.
+    pub fn move_on(&self) {
+        self.lock().moving = true;
+        self.wake.notify_one();
+    }
+
+    /// Starts the stream over on a slot whose frames after `last_seq` are new to it; the
+    /// client's rate, link and last part time carry over. Call before subscribing to the
+    /// slot's sender: the client's own thread sends first.
+    pub fn start_on(&self, last_seq: u64) {
+        let mut state = self.lock();
+        state.busy = true;
+        state.last_seq = last_seq;
+        state.held_seq = 0;
+        state.last_sent = None;
+    }
+
+    /// Takes back a request to move ([`StreamClient::move_on`]) that is being carried out.
+    pub fn moved(&self) {
+        self.lock().moving = false;
     }
 
     /// Ends the stream of a client that hung up: its socket is shut down (a write in
@@ -310,6 +351,10 @@ impl StreamClient {
             let newest = slot.latest();
             let frame = {
                 let mut state = self.lock();
+                if state.moving {
+                    state.busy = false;
+                    return Ok(());
+                }
                 match state.next_part(&newest, monotonic_us(), self) {
                     Next::Nothing => {
                         state.busy = false;

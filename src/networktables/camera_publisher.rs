@@ -46,11 +46,12 @@ use log::{debug, info, warn};
 use serde_json::json;
 
 use super::cscore_layout::{
-    Advertised, PropertyDescription, TopicWrite, camera_root, control_value, cscore_source,
-    describe_control, property_control_name, property_topics, stream_urls,
+    Advertised, CAMERA_TOPICS, PropertyDescription, TopicWrite, camera_root, control_value,
+    cscore_source, describe_control, property_control_name, property_topics, stream_urls,
 };
 use super::log_limit::RefusalLog;
 use super::{NtClient, NtClientConfig, NtError, NtType, NtUpdate, NtValue};
+use super::{publish_logged, set_logged as set};
 use crate::camera::{Camera, ChangeError};
 use crate::config::{NetworkTablesConfig, SourceSpec};
 use crate::controls::ControlValue;
@@ -151,7 +152,7 @@ impl CameraPublisher {
     }
 
     /// The NT client (a clone sharing the connection), for features with threads and
-    /// topics of their own (`fms.rs`, `robot_clock_feed.rs`).
+    /// topics of their own (`fms.rs`, `robot_clock_feed.rs`, `switch_publisher.rs`).
     pub fn client(&self) -> NtClient {
         NtClient::clone(&self.client)
     }
@@ -484,14 +485,7 @@ impl Worker {
         let none = serde_json::Value::Null;
         let mut setting_topics = Vec::new();
         for cam in &self.cameras {
-            for (key, ty) in [
-                ("source", NtType::String),
-                ("description", NtType::String),
-                ("connected", NtType::Boolean),
-                ("streams", NtType::StringArray),
-                ("mode", NtType::String),
-                ("modes", NtType::StringArray),
-            ] {
+            for (key, ty) in CAMERA_TOPICS {
                 self.publish(&format!("{}{key}", cam.root), ty, none.clone());
             }
             set(
@@ -520,9 +514,7 @@ impl Worker {
     }
 
     fn publish(&self, topic: &str, ty: NtType, properties: serde_json::Value) {
-        if let Err(e) = self.nt.publish(topic, ty, properties) {
-            warn!("NetworkTables: cannot publish {topic}: {e}");
-        }
+        publish_logged(&self.nt, topic, ty, properties);
     }
 
     /// Publishes what changed in each camera's state.
@@ -652,21 +644,11 @@ impl Worker {
                     show(&update.value),
                     show(&in_force)
                 );
-                match writable.last_refused.refused(&update.value, Instant::now()) {
-                    Some(unwarned) => warn!("{line}{}", RefusalLog::suffix(unwarned)),
-                    None => debug!("{line} (again)"),
-                }
+                writable.last_refused.log(&update.value, &line);
                 // A normal, timestamped write: newer than the refused one, so it wins.
                 set(nt, &update.topic, in_force);
             }
         }
-    }
-}
-
-/// A normal write; failing means a topic this module did not publish (a bug), logged.
-fn set(nt: &NtClient, topic: &str, value: impl Into<NtValue>) {
-    if let Err(e) = nt.set(topic, value) {
-        warn!("NetworkTables: cannot set {topic}: {e}");
     }
 }
 

@@ -15,6 +15,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use super::{NtType, NtValue};
 use crate::config::SourceSpec;
 
+/// The topics under `/CameraPublisher/<name>/` every camera has, and their types.
+pub const CAMERA_TOPICS: [(&str, NtType); 6] = [
+    ("source", NtType::String),
+    ("description", NtType::String),
+    ("connected", NtType::Boolean),
+    ("streams", NtType::StringArray),
+    ("mode", NtType::String),
+    ("modes", NtType::StringArray),
+];
+
 /// `/CameraPublisher/<name>/`: where cscore's topics of a camera live.
 pub fn camera_root(name: &str) -> String {
     format!("/CameraPublisher/{name}/")

@@ -87,6 +87,15 @@ impl RefusalLog {
         Some(std::mem::take(&mut self.unwarned))
     }
 
+    /// Logs the refusal of `value` described by `line`: a warning when it is news
+    /// ([`RefusalLog::refused`]), else at debug level.
+    pub fn log(&mut self, value: &NtValue, line: &str) {
+        match self.refused(value, Instant::now()) {
+            Some(unwarned) => log::warn!("{line}{}", RefusalLog::suffix(unwarned)),
+            None => log::debug!("{line} (again)"),
+        }
+    }
+
     /// A value was accepted: the next refusal is news.
     pub fn clear(&mut self) {
         self.last_value = None;

@@ -336,6 +336,7 @@ impl Server {
                     ..CameraConfig::embedded_default()
                 })
                 .collect(),
+            switches: Vec::new(),
             networktables: state.networktables.clone(),
         };
         // With the GIL held: releasing it while holding the state's lock could deadlock

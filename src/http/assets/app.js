@@ -280,6 +280,7 @@ function update(stats) {
       if (v !== undefined && !c.busy && !(k in c.pending) && c.values[k] !== v) { c.values[k] = v; show(c, k, v); }
     }
   }
+  (stats.switches || []).forEach(showSwitch);
   const t = document.getElementById('total');
   text(t, total.toFixed(2));
   if (stats.budget) t.title = 'robot budget ' + stats.budget.max_mbit + ' Mbit/s (0: off), ' + stats.budget.used_mbit + ' used across the radio';
@@ -320,6 +321,30 @@ async function snapshots() {
   }
 }
 
+// A switched stream ([[switch]] in the config): the camera it shows, chosen here (POST
+// /<switch>), over NetworkTables or by the robot program; its clients stay connected.
+const switches = [];
+
+function switchCard(w) {
+  const url = '/' + encodeURIComponent(w.name), s = { name: w.name, pick: el('select') };
+  w.cameras.forEach(n => s.pick.add(new Option(n, n)));
+  s.pick.onchange = async () => {
+    const r = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ selected: s.pick.value }) }).catch(e => ({ text: () => e.message }));
+    const t = await r.text();
+    banner(r.ok ? '' : w.name + ' not switched: ' + t);
+    if (r.ok) showSwitch(JSON.parse(t));
+  };
+  main.append(el('section', { className: 'cam' }, el('div', { className: 'head' }, el('b', { textContent: w.name + ' (switch)' })),
+    el('div', { className: 'row' }, el('span', { textContent: 'shows' }), s.pick), el('div', { className: 'links' }, el('a', { href: url + '.mjpg', textContent: 'stream' }))));
+  switches.push(s);
+  showSwitch(w);
+}
+
+function showSwitch(w) {
+  const s = switches.find(s => s.name === w.name);
+  if (s && document.activeElement !== s.pick) s.pick.value = w.selected;
+}
+
 async function boot() {
   let stats;
   for (;;) {
@@ -328,6 +353,7 @@ async function boot() {
   banner('');
   main.replaceChildren();
   for (const s of stats.cameras) if (!only || s.name === only) cams.push(card(s));
+  if (!only) (stats.switches || []).forEach(switchCard);
   if (!cams.length) banner('No camera' + (only ? ' named ' + only : '') + ' on this server.');
   main.classList.toggle('one', cams.length === 1);
   update(stats);
@@ -343,6 +369,7 @@ async function boot() {
 function listen() {
   if (!window.EventSource) return;
   const events = new EventSource('/events');
+  events.addEventListener('switch', e => showSwitch(JSON.parse(e.data)));
   events.addEventListener('settings', e => {
     let s;
     try { s = JSON.parse(e.data); } catch (_) { return; }
