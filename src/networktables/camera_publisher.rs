@@ -38,10 +38,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use log::{debug, info, warn};
 use serde_json::json;
 
@@ -57,6 +56,7 @@ use crate::config::{NetworkTablesConfig, SourceSpec};
 use crate::controls::ControlValue;
 use crate::settings::{self, Changed, Spec, Writer};
 use crate::stats::round2;
+use crate::threads::StoppableThread;
 
 /// How often the camera's state (connected, description, mode, streams) is compared with
 /// what was published.
@@ -106,9 +106,9 @@ impl NtCamera {
 /// The NetworkTables thread and its client; see the [module docs](self). Dropping it stops
 /// both (the server then removes frcstream's topics, except the retained settings).
 pub struct CameraPublisher {
+    // Before `client`: the thread stops first, then the connection closes.
+    _thread: StoppableThread,
     client: Arc<NtClient>,
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl CameraPublisher {
@@ -128,21 +128,17 @@ impl CameraPublisher {
             config.server,
             config.client_name
         );
-        let (stop, stop_rx) = crossbeam_channel::bounded(0);
         let worker = Worker::new(
             Arc::clone(&client),
             cameras,
             config.advertise.clone(),
             config.server.robot_network(),
         );
-        let thread = std::thread::Builder::new()
-            .name("nt-publisher".into())
-            .spawn(move || worker.run(&stop_rx))
+        let thread = StoppableThread::spawn("nt-publisher", move |stop| worker.run(&stop))
             .map_err(NtError::Spawn)?;
         Ok(CameraPublisher {
+            _thread: thread,
             client,
-            stop: Some(stop),
-            thread: Some(thread),
         })
     }
 
@@ -159,19 +155,6 @@ impl CameraPublisher {
 
     /// Stops the thread and closes the connection (the same as dropping it).
     pub fn stop(self) {}
-}
-
-impl Drop for CameraPublisher {
-    fn drop(&mut self) {
-        // Closing the channel wakes the thread at once.
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                log::error!("NetworkTables publisher thread panicked");
-            }
-        }
-        // `client` drops after this, the last reference: it closes the connection.
-    }
 }
 
 /// Statistics topics, in the order of [`CameraTopics::stats_values`].

@@ -15,14 +15,14 @@
 //! or `"match"`) and `/frcstream/profile_reason` (strings). The thread runs on a clone of
 //! the publisher's [`NtClient`] (one connection) with a subscription of its own.
 
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 use super::{NtClient, NtType, NtUpdate, NtValue};
 use crate::match_profile::MatchProfiles;
 use crate::settings::Profile;
+use crate::threads::StoppableThread;
 
 /// How long NetworkTables may be lost before the normal profile comes back: longer than a
 /// radio blip or an NT server's reconnect (about a second), shorter than a robot reboot.
@@ -119,14 +119,12 @@ impl Connection {
 
 /// The `fms-watch` thread; dropping it stops it.
 pub struct FmsWatch {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: StoppableThread,
 }
 
 impl FmsWatch {
     /// Subscribes to `/FMSInfo/` on `nt` and starts the thread that switches `profiles`.
     pub fn start(nt: NtClient, profiles: MatchProfiles) -> std::io::Result<FmsWatch> {
-        let (stop, stop_rx) = crossbeam_channel::bounded(0);
         for topic in [PROFILE_TOPIC, PROFILE_REASON_TOPIC] {
             if let Err(e) = nt.publish(topic, NtType::String, serde_json::Value::Null) {
                 log::warn!("NetworkTables: cannot publish {topic}: {e}");
@@ -134,24 +132,10 @@ impl FmsWatch {
         }
         let updates = nt.subscribe(&[FMS_INFO]);
         publish_profile(&nt, &profiles.current());
-        let thread = std::thread::Builder::new()
-            .name("fms-watch".into())
-            .spawn(move || watch(&nt, &profiles, &updates, &stop_rx))?;
-        Ok(FmsWatch {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for FmsWatch {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                log::error!("the FMS watch thread panicked");
-            }
-        }
+        let thread = StoppableThread::spawn("fms-watch", move |stop| {
+            watch(&nt, &profiles, &updates, &stop)
+        })?;
+        Ok(FmsWatch { _thread: thread })
     }
 }
 

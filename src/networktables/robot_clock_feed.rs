@@ -10,15 +10,15 @@
 //! offset is used as it is.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{RecvTimeoutError, Sender};
+use crossbeam_channel::RecvTimeoutError;
 use log::info;
 
 use super::NtClient;
 use crate::camera::Camera;
 use crate::robot_clock::RobotClockSync;
+use crate::threads::StoppableThread;
 
 /// How often the offset is copied: it is re-measured every 3 s (1 s with NT 4.0); this
 /// only bounds how soon after a connect frames carry the robot's time.
@@ -27,39 +27,20 @@ const FEED_INTERVAL: Duration = Duration::from_millis(100);
 /// The running `nt-clock` thread. Dropping it stops the thread and leaves the cameras'
 /// clocks unsynchronised.
 pub struct RobotClockFeed {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: StoppableThread,
 }
 
 impl RobotClockFeed {
     /// Starts copying `nt`'s clock offset into each of `cameras`' robot clocks.
     pub fn start(nt: NtClient, cameras: Vec<Arc<Camera>>) -> std::io::Result<RobotClockFeed> {
-        let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
-        let thread = std::thread::Builder::new()
-            .name("nt-clock".into())
-            .spawn(move || {
-                let mut synchronised = false;
-                while stop_rx.recv_timeout(FEED_INTERVAL) == Err(RecvTimeoutError::Timeout) {
-                    synchronised = feed(&nt, &cameras, synchronised);
-                }
-                set_all(&cameras, None);
-            })?;
-        Ok(RobotClockFeed {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for RobotClockFeed {
-    fn drop(&mut self) {
-        // Closing the channel wakes the thread at once.
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                log::error!("NetworkTables clock thread panicked");
+        let thread = StoppableThread::spawn("nt-clock", move |stop_rx| {
+            let mut synchronised = false;
+            while stop_rx.recv_timeout(FEED_INTERVAL) == Err(RecvTimeoutError::Timeout) {
+                synchronised = feed(&nt, &cameras, synchronised);
             }
-        }
+            set_all(&cameras, None);
+        })?;
+        Ok(RobotClockFeed { _thread: thread })
     }
 }
 

@@ -17,10 +17,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use log::{debug, warn};
 use serde_json::json;
 
@@ -30,6 +29,7 @@ use super::{NtClient, NtError, NtType, NtUpdate, NtValue};
 use super::{publish_logged as publish, set_logged as set};
 use crate::settings::{self, Changed, Writer};
 use crate::switch::{SELECTED, Switch};
+use crate::threads::StoppableThread;
 
 /// How often the shown camera's state is compared with what was published.
 const STATE_INTERVAL: Duration = Duration::from_millis(100);
@@ -48,8 +48,7 @@ pub struct SwitchServer {
 /// The `nt-switches` thread; dropping it stops the thread (before the client's last handle
 /// goes, which closes the connection).
 pub struct SwitchPublisher {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: StoppableThread,
 }
 
 impl SwitchPublisher {
@@ -59,7 +58,6 @@ impl SwitchPublisher {
         switches: Vec<Arc<Switch>>,
         server: SwitchServer,
     ) -> Result<SwitchPublisher, NtError> {
-        let (stop, stop_rx) = crossbeam_channel::bounded(0);
         let (feed, changes) = crossbeam_channel::bounded(settings::ChangeFeed::BACKLOG);
         for switch in &switches {
             switch.changes.subscribe_with(feed.clone());
@@ -72,25 +70,9 @@ impl SwitchPublisher {
             server,
             hosts,
         };
-        let thread = std::thread::Builder::new()
-            .name("nt-switches".into())
-            .spawn(move || worker.run(&stop_rx))
+        let thread = StoppableThread::spawn("nt-switches", move |stop| worker.run(&stop))
             .map_err(NtError::Spawn)?;
-        Ok(SwitchPublisher {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for SwitchPublisher {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                log::error!("NetworkTables switch thread panicked");
-            }
-        }
+        Ok(SwitchPublisher { _thread: thread })
     }
 }
 
