@@ -245,42 +245,14 @@ pub fn path_from_script(script: &str, args: &[&str]) -> Result<PathBuf, String> 
     }
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
-}
-
-/// Polls `f` every 20 ms until it returns `Some`, for at most `timeout`.
-pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A scratch directory for one test.
-pub fn scratch_dir(test: &str) -> PathBuf {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("nt4-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
-
 // The ntcore server and the proxy are the NT4 client's test support (crates/nt4/tests),
 // shared by path.
 #[path = "../../crates/nt4/tests/support/ntcore_server.rs"]
 mod ntcore_server;
 #[path = "../../crates/nt4/tests/support/proxy.rs"]
 mod proxy;
+#[path = "../../crates/nt4/tests/support/shared_helpers.rs"]
+mod shared_helpers;
 pub use ntcore_server::NtServer;
 pub use proxy::{Proxy, ProxyMode};
+pub use shared_helpers::{free_port, scratch_dir, wait_for};

@@ -6,6 +6,7 @@
 pub mod fake_server;
 pub mod ntcore_server;
 pub mod proxy;
+pub mod shared_helpers;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 pub use fake_server::fake_server;
 pub use ntcore_server::NtServer;
 pub use proxy::{Proxy, ProxyMode};
+pub use shared_helpers::{free_port, scratch_dir, wait_for};
 
 /// The variable that turns a missing pyntcore from a skip into a failure (CI sets it).
 pub const REQUIRE_PYNTCORE: &str = "FRCSTREAM_REQUIRE_PYNTCORE";
@@ -84,35 +86,4 @@ pub fn skip_unless_required(require_value: Option<&str>, test: &str, reason: &st
          !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
     );
     let _ = std::io::stderr().write_all(banner.as_bytes());
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
-}
-
-/// Polls `f` every 20 ms until it returns `Some`, for at most `timeout`.
-pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A scratch directory for one test.
-pub fn scratch_dir(test: &str) -> PathBuf {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("nt4-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
 }
