@@ -47,6 +47,26 @@ impl Hint {
     }
 }
 
+/// Pushes rows packed without padding, from the bytes of a Python `bytes` object the caller
+/// holds, with the GIL released.
+fn push_packed(
+    py: Python<'_>,
+    stream: &PushedStream,
+    layout: RawLayout,
+    data: &[u8],
+    width: u32,
+    height: u32,
+) -> PyResult<()> {
+    let stride = width as usize * layout.bytes_per_pixel();
+    let pixels = Pixels {
+        ptr: data.as_ptr(),
+        len: data.len(),
+    };
+    // SAFETY: `data` belongs to an immutable `bytes` the caller holds until this returns.
+    py.allow_threads(|| stream.push_rows(layout, unsafe { pixels.slice() }, width, height, stride))
+        .map_err(push_error)
+}
+
 pub fn push_error(error: PushError) -> PyErr {
     match error {
         PushError::Stopped => PyRuntimeError::new_err("the server has stopped"),
@@ -161,14 +181,7 @@ fn push_pil(image: &Bound<'_, PyAny>, hint: Option<Hint>, stream: &PushedStream)
     let bytes = bytes.downcast::<PyBytes>()?;
     let data = bytes.as_bytes();
     let (width, height) = sides(width, height)?;
-    let stride = width as usize * layout.bytes_per_pixel();
-    let pixels = Pixels {
-        ptr: data.as_ptr(),
-        len: data.len(),
-    };
-    // SAFETY: `bytes` (immutable) is held until the push returns.
-    py.allow_threads(|| stream.push_rows(layout, unsafe { pixels.slice() }, width, height, stride))
-        .map_err(push_error)
+    push_packed(py, stream, layout, data, width, height)
 }
 
 fn sides(width: i64, height: i64) -> PyResult<(u32, u32)> {
@@ -332,12 +345,5 @@ fn push_memoryview(
     let (layout, width) = layout_of(&shape, hint)?;
     let (width, height) = sides(width, shape[0])?;
     let data = bytes.as_bytes();
-    let stride = width as usize * layout.bytes_per_pixel();
-    let pixels = Pixels {
-        ptr: data.as_ptr(),
-        len: data.len(),
-    };
-    // SAFETY: `bytes` (immutable) is held until the push returns.
-    py.allow_threads(|| stream.push_rows(layout, unsafe { pixels.slice() }, width, height, stride))
-        .map_err(push_error)
+    push_packed(py, stream, layout, data, width, height)
 }
