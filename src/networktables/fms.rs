@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use super::{NtClient, NtType, NtUpdate, NtValue};
+use super::{NtClient, NtType, NtUpdate, NtValue, publish_logged, set_logged};
 use crate::match_profile::MatchProfiles;
 use crate::settings::Profile;
 use crate::threads::StoppableThread;
@@ -126,9 +126,7 @@ impl FmsWatch {
     /// Subscribes to `/FMSInfo/` on `nt` and starts the thread that switches `profiles`.
     pub fn start(nt: NtClient, profiles: MatchProfiles) -> std::io::Result<FmsWatch> {
         for topic in [PROFILE_TOPIC, PROFILE_REASON_TOPIC] {
-            if let Err(e) = nt.publish(topic, NtType::String, serde_json::Value::Null) {
-                log::warn!("NetworkTables: cannot publish {topic}: {e}");
-            }
+            publish_logged(&nt, topic, NtType::String, serde_json::Value::Null);
         }
         let updates = nt.subscribe(&[FMS_INFO]);
         publish_profile(&nt, &profiles.current());
@@ -179,9 +177,7 @@ fn publish_profile(nt: &NtClient, (profile, reason): &(Profile, String)) {
         (PROFILE_TOPIC, profile.as_str()),
         (PROFILE_REASON_TOPIC, reason),
     ] {
-        if let Err(e) = nt.set(topic, value) {
-            log::warn!("NetworkTables: cannot set {topic}: {e}");
-        }
+        set_logged(nt, topic, value);
     }
 }
 
