@@ -6,12 +6,13 @@
 //! the radio, by weight (`[[camera]] weight`), then across each camera's clients. This
 //! thread looks every [`TICK`] at what each camera would send them (its frame size x its
 //! fps x its remote clients) against its share, and hands that to the camera's governor
-//! (`governor.rs`), which lowers quality first, then fps, within the camera's floors, and
-//! climbs back with hysteresis.
+//! (`governor.rs`), which lowers quality first, then fps, then size, within the camera's
+//! floors, and climbs back with hysteresis. The radio (`http/radio.rs`) holds the remote
+//! clients to the budget and gives each camera's the turns its share carries.
 //!
 //! The governor caps the settings in force; it never changes the settings themselves (what
-//! a team set, saved, shown on the page). Camera MJPEG passed through has no quality to
-//! lower here: for those only fps is governed. Clients on loopback (a vision program on
+//! a team set, saved, shown on the page). Camera MJPEG is passed through while it fits
+//! its share, and transcoded while it does not. Clients on loopback (a vision program on
 //! the coprocessor) do not cross the radio and do not count. The link each client
 //! actually gets is followed per client by `http/link.rs` (a frame goes only when the
 //! previous one has left), so a congested field lowers that client's fps even within
@@ -24,6 +25,7 @@ use std::time::Instant;
 
 use crate::camera::Camera;
 use crate::governor::{Sight, TICK, step};
+use crate::http::radio::Radio;
 use crate::settings::ProfiledNumber;
 
 /// Starts the governor thread for `cameras` under the budget `max_mbit` in force (0: none;
@@ -31,9 +33,10 @@ use crate::settings::ProfiledNumber;
 pub fn spawn(
     max_mbit: Arc<ProfiledNumber>,
     cameras: Vec<Arc<Camera>>,
+    radio: Arc<Radio>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<Option<JoinHandle<()>>> {
-    set_budget(&max_mbit, &cameras);
+    set_budget(&max_mbit, &cameras, &radio);
     if max_mbit.highest() <= 0.0 {
         return Ok(None);
     }
@@ -41,7 +44,7 @@ pub fn spawn(
         .name("budget".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let budget_bps = set_budget(&max_mbit, &cameras);
+                let budget_bps = set_budget(&max_mbit, &cameras, &radio);
                 if budget_bps > 0.0 {
                     tick(budget_bps, &cameras, Instant::now());
                 }
@@ -51,10 +54,11 @@ pub fn spawn(
         .map(Some)
 }
 
-/// Tells each camera's governor the budget in force (bits per second), releasing its caps
-/// when there is none; returns it.
-fn set_budget(max_mbit: &ProfiledNumber, cameras: &[Arc<Camera>]) -> f64 {
+/// Tells the radio and each camera's governor the budget in force (bits per second),
+/// releasing the caps when there is none; returns it.
+fn set_budget(max_mbit: &ProfiledNumber, cameras: &[Arc<Camera>], radio: &Radio) -> f64 {
     let budget_bps = max_mbit.get() * 1e6;
+    radio.set_budget_bps(budget_bps);
     for camera in cameras {
         camera.governor.set_budget_bps(budget_bps);
         if budget_bps <= 0.0 {
@@ -101,6 +105,10 @@ fn tick(budget_bps: f64, cameras: &[Arc<Camera>], now: Instant) {
             fps_setting: camera.settings.fps(),
             encoded,
             frame_bytes,
+            size: {
+                let mode = camera.mode();
+                (mode.width, mode.height)
+            },
             remote_clients: clients,
             share_bps: budget_bps * governor.weight() / total_weight,
         };

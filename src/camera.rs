@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::config::{CameraConfig, SourceSpec};
 use crate::controls::{CameraControls, ControlError, ControlValue};
 use crate::frame_slot::FrameSlot;
-use crate::governor::Governor;
+use crate::governor::{Governor, GovernorReport};
 use crate::lock::lock;
 use crate::robot_clock::RobotClock;
 use crate::saved_settings::{ConfigValues, StateFile, Verdict, verdict};
@@ -105,9 +105,20 @@ impl Camera {
         self.governor.quality(self.settings.quality())
     }
 
-    /// The fps frames are published at: the setting, or less under the budget.
+    /// The fps frames are captured and published at: the setting. (The budget lowers the
+    /// rate that crosses the radio, not this: `governor.rs`.)
     pub fn fps_in_force(&self) -> u32 {
-        self.governor.fps(self.settings.fps())
+        self.settings.fps()
+    }
+
+    /// The budget's governor's choice for this camera now.
+    pub fn governor_report(&self) -> GovernorReport {
+        let mode = self.mode();
+        self.governor.report(
+            self.settings.quality(),
+            self.settings.fps(),
+            (mode.width, mode.height),
+        )
     }
 
     /// The mode the source delivers (as negotiated, which may differ from the config).

@@ -15,11 +15,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::camera::Camera;
-use crate::encode::{Encoder, Work};
-use crate::frame::{CapturedFrame, FrameKind, Pixels, monotonic_us};
+use crate::encode::{EncodeError, Encoder, Work};
+use crate::frame::{CapturedFrame, Frame, FrameKind, Pixels, monotonic_us};
 use crate::no_signal::NoSignalCard;
 use crate::pacing::Pacer;
 use crate::source::{FrameSource, SourceError};
+use crate::transcode::Transcoder;
 
 /// How long a source may block before the stop flag is looked at again.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -54,8 +55,7 @@ pub fn spawn(
 struct Capture<'a> {
     camera: &'a Camera,
     source: Box<dyn FrameSource>,
-    encoder: Encoder,
-    pacer: Pacer,
+    pipe: FramePipe,
     no_signal: Option<NoSignalCard>,
 }
 
@@ -67,8 +67,7 @@ impl<'a> Capture<'a> {
         Ok(Capture {
             camera,
             source,
-            encoder: Encoder::new()?,
-            pacer: Pacer::default(),
+            pipe: FramePipe::new()?,
             no_signal: None,
         })
     }
@@ -86,7 +85,7 @@ impl<'a> Capture<'a> {
                 continue;
             }
             match self.source.next_frame(POLL_INTERVAL) {
-                Ok(frame) => handle_frame(self.camera, &mut self.encoder, &mut self.pacer, &frame),
+                Ok(frame) => self.pipe.handle(self.camera, &frame),
                 Err(SourceError::Timeout) => {}
                 Err(e @ (SourceError::Disconnected(_) | SourceError::Failed(_))) => {
                     log::warn!(
@@ -175,6 +174,7 @@ impl<'a> Capture<'a> {
         let seq = self.camera.slot.next_seq();
         let quality = self.camera.quality_in_force();
         match self
+            .pipe
             .encoder
             .process_as(&frame, quality, seq, FrameKind::NoSignal)
         {
@@ -184,46 +184,88 @@ impl<'a> Capture<'a> {
     }
 }
 
-/// Counts a frame, and unless nobody watches or the camera's fps says to skip it, encodes
-/// and publishes it. Also used by pushed streams that encode in the program's thread.
-pub(crate) fn handle_frame(
-    camera: &Camera,
-    encoder: &mut Encoder,
-    pacer: &mut Pacer,
-    frame: &CapturedFrame<'_>,
-) {
-    let stats = &camera.stats;
-    stats.captured.add(1);
-    if frame.dropped_before > 0 {
-        stats
-            .camera_drops
-            .fetch_add(u64::from(frame.dropped_before), Ordering::Relaxed);
+/// What turns a camera's frames into the frames it publishes, kept from frame to frame by
+/// the capture thread (or the thread of a program pushing frames): the encoder, the pacer
+/// of the camera's fps, and the transcoder the budget calls on.
+pub(crate) struct FramePipe {
+    pub encoder: Encoder,
+    pacer: Pacer,
+    /// Started when the budget's governor first asks for a smaller frame.
+    transcoder: Option<Transcoder>,
+}
+
+impl FramePipe {
+    pub fn new() -> Result<FramePipe, EncodeError> {
+        Ok(FramePipe {
+            encoder: Encoder::new()?,
+            pacer: Pacer::default(),
+            transcoder: None,
+        })
     }
-    if !camera.slot.has_viewers() {
-        stats.idle_frames.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    if !pacer.admit(frame.captured_us, camera.fps_in_force()) {
-        return;
-    }
-    let seq = camera.slot.next_seq();
-    match encoder.process(frame, camera.quality_in_force(), seq) {
-        Ok((encoded, work)) => {
-            let counter = match work {
-                Work::Encoded => &stats.encodes,
-                Work::PassedThrough => &stats.passthroughs,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            camera.slot.publish(encoded);
-            stats.published.add(1);
+
+    /// Counts a frame, and unless nobody watches or the camera's fps says to skip it,
+    /// encodes (or checks and passes through) and publishes it: made smaller first when
+    /// the budget's governor says it is over the camera's share.
+    pub fn handle(&mut self, camera: &Camera, frame: &CapturedFrame<'_>) {
+        let stats = &camera.stats;
+        stats.captured.add(1);
+        if frame.dropped_before > 0 {
+            stats
+                .camera_drops
+                .fetch_add(u64::from(frame.dropped_before), Ordering::Relaxed);
         }
-        Err(e) => {
-            let dropped = stats.invalid_frames.fetch_add(1, Ordering::Relaxed) + 1;
-            // The first bad frame, then one line per hundred: a broken camera must not
-            // flood the log of a Pi.
-            if dropped == 1 || dropped % 100 == 0 {
-                log::warn!("{}: dropped frame ({dropped} so far): {e}", camera.name);
+        if !camera.slot.has_viewers() {
+            stats.idle_frames.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if !self.pacer.admit(frame.captured_us, camera.fps_in_force()) {
+            return;
+        }
+        let seq = camera.slot.next_seq();
+        match self.make(camera, frame, seq) {
+            Ok(made) => {
+                camera.slot.publish(made);
+                stats.published.add(1);
+            }
+            Err(e) => {
+                let dropped = stats.invalid_frames.fetch_add(1, Ordering::Relaxed) + 1;
+                // The first bad frame, then one line per hundred: a broken camera must not
+                // flood the log of a Pi.
+                if dropped == 1 || dropped % 100 == 0 {
+                    log::warn!("{}: dropped frame ({dropped} so far): {e}", camera.name);
+                }
             }
         }
+    }
+
+    /// The frame to publish as `seq`, counted by what it took.
+    fn make(
+        &mut self,
+        camera: &Camera,
+        frame: &CapturedFrame<'_>,
+        seq: u64,
+    ) -> Result<Arc<Frame>, EncodeError> {
+        let stats = &camera.stats;
+        let (made, work) = self.encoder.process(frame, camera.quality_in_force(), seq)?;
+        let passed_through = work == Work::PassedThrough;
+        let counter = match work {
+            Work::Encoded => &stats.encodes,
+            Work::PassedThrough => &stats.passthroughs,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let Some((size, quality)) = camera.governor.transcode(
+            (made.width, made.height),
+            camera.settings.quality(),
+            passed_through,
+        ) else {
+            return Ok(made);
+        };
+        let transcoder = match &mut self.transcoder {
+            Some(transcoder) => transcoder,
+            empty => empty.insert(Transcoder::new()?),
+        };
+        let smaller = transcoder.transcode(&made, size, quality, seq)?;
+        stats.budget_transcodes.fetch_add(1, Ordering::Relaxed);
+        Ok(smaller)
     }
 }

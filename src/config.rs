@@ -139,9 +139,12 @@ pub struct CameraConfig {
     pub quality_in_file: bool,
     /// The camera's part of the robot's budget, relative to the other cameras'.
     pub weight: f64,
-    /// Floors of the budget's governor: it lowers quality, then fps, never below these.
+    /// Floors of the budget's governor: it lowers quality, then fps, then size, never below
+    /// these.
     pub min_quality: u8,
     pub min_fps: u32,
+    /// `min_width`, `min_height`.
+    pub min_size: (u32, u32),
     /// `[camera.match]`: fps and quality while the FMS is attached.
     pub in_match: MatchSettings,
 }
@@ -173,6 +176,7 @@ impl CameraConfig {
             weight: default_weight(),
             min_quality: DEFAULT_MIN_QUALITY,
             min_fps: DEFAULT_MIN_FPS,
+            min_size: (DEFAULT_MIN_WIDTH, DEFAULT_MIN_HEIGHT),
             in_match: MatchSettings::default(),
         }
     }
@@ -441,6 +445,10 @@ struct RawCamera {
     min_quality: Option<u8>,
     #[serde(default, deserialize_with = "min_fps")]
     min_fps: Option<u32>,
+    #[serde(default, deserialize_with = "min_width")]
+    min_width: Option<u32>,
+    #[serde(default, deserialize_with = "min_height")]
+    min_height: Option<u32>,
     #[serde(default, rename = "match", deserialize_with = "camera_match")]
     in_match: MatchSettings,
 }
@@ -565,6 +573,10 @@ impl RawConfig {
                 weight: raw.weight,
                 min_quality: raw.min_quality.unwrap_or(DEFAULT_MIN_QUALITY),
                 min_fps: raw.min_fps.unwrap_or(DEFAULT_MIN_FPS),
+                min_size: (
+                    raw.min_width.unwrap_or(DEFAULT_MIN_WIDTH),
+                    raw.min_height.unwrap_or(DEFAULT_MIN_HEIGHT),
+                ),
                 in_match: raw.in_match,
             });
         }
@@ -968,6 +980,8 @@ fn default_weight() -> f64 {
 /// The governor's floors unless a camera sets its own.
 pub const DEFAULT_MIN_QUALITY: u8 = settings::MIN_QUALITY.default as u8;
 pub const DEFAULT_MIN_FPS: u32 = settings::MIN_FPS.default as u32;
+pub const DEFAULT_MIN_WIDTH: u32 = settings::MIN_WIDTH.default as u32;
+pub const DEFAULT_MIN_HEIGHT: u32 = settings::MIN_HEIGHT.default as u32;
 fn no_controls() -> Spanned<ControlTable> {
     Spanned::new(0..0, ControlTable::new())
 }
@@ -1017,6 +1031,12 @@ fn quality<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
 }
 fn min_fps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     int_setting(d, &settings::MIN_FPS).map(Some)
+}
+fn min_width<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    int_setting(d, &settings::MIN_WIDTH).map(Some)
+}
+fn min_height<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    int_setting(d, &settings::MIN_HEIGHT).map(Some)
 }
 fn min_quality<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
     int_setting(d, &settings::MIN_QUALITY).map(|v| Some(v as u8))
@@ -1220,7 +1240,7 @@ mod tests {
         );
         let config = parse(
             "[server]\nmax_mbit = 0\n[[camera]]\nname = \"a\"\nweight = 2.5\n\
-             min_quality = 30\nmin_fps = 10\n",
+             min_quality = 30\nmin_fps = 10\nmin_width = 160\nmin_height = 120\n",
         )
         .expect("valid");
         assert_eq!(config.server.max_mbit, 0.0);
@@ -1228,6 +1248,12 @@ mod tests {
         assert_eq!(
             (camera.weight, camera.min_quality, camera.min_fps),
             (2.5, 30, 10)
+        );
+        assert_eq!(camera.min_size, (160, 120));
+        let message = error_text("[[camera]]\nname = \"a\"\nmin_width = 8\n");
+        assert!(
+            message.contains("camera[0].min_width") && message.contains("line 3"),
+            "{message}"
         );
         let message = error_text("[server]\nmax_mbit = -1\n[[camera]]\nname = \"a\"\n");
         assert!(message.contains("server.max_mbit"), "{message}");

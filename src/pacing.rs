@@ -40,7 +40,7 @@ impl Ticker {
 
 /// Lets through frames at no more than a target rate, spread evenly: a 30 fps source
 /// limited to 20 fps passes two frames of every three.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Pacer {
     next_due_us: u64,
 }

@@ -250,6 +250,25 @@ pub const MIN_FPS: Spec = Spec {
     ..FPS
 };
 
+/// The narrowest the budget's governor may shrink the camera's frames to.
+pub const MIN_WIDTH: Spec = Spec {
+    key: "min_width",
+    default: 320.0,
+    about: "narrowest the bandwidth budget may shrink the camera's frames to",
+    scope: Scope::ConfigOnly,
+    saved: false,
+    in_match: None,
+    ..WIDTH
+};
+
+/// The lowest height the budget's governor may shrink the camera's frames to.
+pub const MIN_HEIGHT: Spec = Spec {
+    key: "min_height",
+    default: 180.0,
+    about: "lowest height the bandwidth budget may shrink the camera's frames to",
+    ..MIN_WIDTH
+};
+
 /// The settings every writer may change while the camera streams, in the order they are
 /// shown (cscore's property list, the page, NetworkTables).
 pub const RUN_TIME: [&Spec; 2] = [&FPS, &QUALITY];
@@ -340,7 +359,7 @@ pub const STREAM_SIDE: Spec = Spec {
 };
 
 /// Every setting, for documentation and for checks that no two disagree.
-pub const TABLE: [&Spec; 13] = [
+pub const TABLE: [&Spec; 15] = [
     &FPS,
     &QUALITY,
     &WIDTH,
@@ -348,6 +367,8 @@ pub const TABLE: [&Spec; 13] = [
     &WEIGHT,
     &MIN_QUALITY,
     &MIN_FPS,
+    &MIN_WIDTH,
+    &MIN_HEIGHT,
     &MAX_MBIT,
     &MAX_CLIENTS,
     &PORT,
@@ -809,6 +830,8 @@ mod tests {
     fn the_budgets_floors_share_their_settings_ranges() {
         assert_eq!(MIN_FPS.int_range(), FPS.int_range());
         assert_eq!(MIN_QUALITY.int_range(), QUALITY.int_range());
+        assert_eq!(MIN_WIDTH.int_range(), WIDTH.int_range());
+        assert_eq!(MIN_HEIGHT.int_range(), HEIGHT.int_range());
         assert_eq!(STREAM_SIDE.int_range(), WIDTH.int_range());
     }
 

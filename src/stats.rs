@@ -213,6 +213,8 @@ pub struct CameraStats {
     pub encodes: AtomicU64,
     /// JPEG frames passed through untouched.
     pub passthroughs: AtomicU64,
+    /// Frames made smaller for the bandwidth budget (`governor.rs`).
+    pub budget_transcodes: AtomicU64,
     /// Frames from the source that were corrupt (bad JPEG, short buffer) and dropped.
     pub invalid_frames: AtomicU64,
     /// Frames the source delivered while nobody watched: not encoded.

@@ -17,6 +17,7 @@ use crate::camera::Camera;
 use crate::capture;
 use crate::config::StateFileSetting;
 use crate::config::{CameraConfig, Config, SourceSpec};
+use crate::http::radio::Radio;
 use crate::http::{HttpServer, Limits};
 use crate::match_profile::MatchProfiles;
 use crate::networktables::fms::FmsWatch;
@@ -161,11 +162,14 @@ impl Streamer {
             let switch = Switch::new(switch_config, &running.cameras)?;
             running.switches.push(Arc::new(switch));
         }
+        // One radio for every server: their remote clients take turns on it.
+        let radio = Arc::new(Radio::default());
         let http = HttpServer::start_with_switches(
             address,
             running.cameras.clone(),
             running.switches.clone(),
             limits,
+            Arc::clone(&radio),
         )
         .map_err(|source| StartError::Bind { address, source })?;
         let http_addr = http.local_addr();
@@ -173,8 +177,14 @@ impl Streamer {
         for (camera, camera_config) in running.cameras.iter().zip(&config.cameras) {
             if let Some(port) = camera_config.port {
                 let address = SocketAddr::new(config.server.bind, port);
-                let server = HttpServer::start(address, vec![Arc::clone(camera)], limits)
-                    .map_err(|source| StartError::Bind { address, source })?;
+                let server = HttpServer::start_with_switches(
+                    address,
+                    vec![Arc::clone(camera)],
+                    Vec::new(),
+                    limits,
+                    Arc::clone(&radio),
+                )
+                .map_err(|source| StartError::Bind { address, source })?;
                 running.camera_servers.push((camera.name.clone(), server));
             }
         }
@@ -185,6 +195,7 @@ impl Streamer {
         running.budget = crate::budget::spawn(
             Arc::clone(&max_mbit),
             running.cameras.clone(),
+            radio,
             Arc::clone(&running.stop),
         )
         .map_err(StartError::Thread)?;

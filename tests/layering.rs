@@ -48,6 +48,7 @@ const LAYERS: &[&[&str]] = &[
         "source::jpeg_folder",
         "controls",
         "http::part",
+        "http::radio",
     ],
     // Variants know frame slots and the transcoder, not cameras; the config schema.
     &["variants", "config"],

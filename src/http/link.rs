@@ -25,6 +25,11 @@ use crate::stats::StreamLinkStats;
 pub const MIN_ALLOWANCE_BYTES: u64 = 3_000;
 const CLEAR_US: u64 = 5_000;
 
+/// What a link of `rate` bytes per second moves in [`CLEAR_US`].
+pub fn clear_bytes_at(rate: u64) -> u64 {
+    rate * CLEAR_US / 1_000_000
+}
+
 /// What the kernel says of a TCP socket's sending side.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SocketQueue {
@@ -119,7 +124,7 @@ impl Link {
 
     /// What may still be in flight for the link to count as clear.
     pub fn allowance(&self) -> u64 {
-        MIN_ALLOWANCE_BYTES.max(self.rate * CLEAR_US / 1_000_000)
+        MIN_ALLOWANCE_BYTES.max(clear_bytes_at(self.rate))
     }
 
     fn observe(&mut self, queue: SocketQueue, now_us: u64) -> bool {

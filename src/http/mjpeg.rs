@@ -115,9 +115,13 @@ pub fn stream<G>(
     // A client on this machine (a vision program) does not cross the radio.
     let remote = !out.peer_addr().is_ok_and(|a| a.ip().is_loopback());
     client_stats.link.remote.store(remote, Ordering::Relaxed);
+    let radio = match remote {
+        true => Some(senders.radio.join(out)?),
+        false => None,
+    };
     let me = Arc::new(StreamClient {
         socket: out.try_clone()?,
-        state: Mutex::new(DeliveryState::new(0, params.fps, remote)),
+        state: Mutex::new(DeliveryState::new(0, params.fps, radio)),
         wake: Condvar::new(),
         delivered: Box::new(delivered),
         stats: Arc::clone(client_stats),
@@ -184,6 +188,8 @@ impl Watching<'_> {
         // This thread sends first: the current frame if it is fresh.
         self.client
             .start_on(first_frame_floor(slot, max_first_age_us));
+        self.client
+            .watch_on_radio(Arc::as_ptr(camera) as usize, camera.governor.weight());
         let _subscription = self.senders.subscribe(slot, self.client)?;
         self.client.serve(slot, stop)
     }

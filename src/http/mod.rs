@@ -17,6 +17,7 @@
 pub mod admission;
 pub mod events;
 pub mod link;
+pub mod radio;
 pub mod mjpeg;
 pub mod pages;
 pub mod part;
@@ -148,15 +149,17 @@ impl HttpServer {
         cameras: Vec<Arc<Camera>>,
         limits: Limits,
     ) -> io::Result<HttpServer> {
-        HttpServer::start_with_switches(address, cameras, Vec::new(), limits)
+        HttpServer::start_with_switches(address, cameras, Vec::new(), limits, Arc::default())
     }
 
-    /// Binds `address` and starts serving `cameras` and the switched streams `switches`.
+    /// Binds `address` and starts serving `cameras` and the switched streams `switches`;
+    /// its remote clients take turns on `radio` with those of the robot's other servers.
     pub fn start_with_switches(
         address: SocketAddr,
         cameras: Vec<Arc<Camera>>,
         switches: Vec<Arc<Switch>>,
         limits: Limits,
+        radio: Arc<radio::Radio>,
     ) -> io::Result<HttpServer> {
         let listener = TcpListener::bind(address)?;
         let local_addr = listener.local_addr()?;
@@ -174,7 +177,7 @@ impl HttpServer {
             next_client_id: AtomicU64::new(1),
             open: Mutex::new(HashMap::new()),
             hub,
-            senders: Arc::default(),
+            senders: Arc::new(sender::Senders::new(radio)),
         });
         let accept_listener = listener.try_clone()?;
         accept_listener.set_nonblocking(true)?;

@@ -170,6 +170,7 @@ struct FrameCounts {
     published: u64,
     encodes: u64,
     passthroughs: u64,
+    budget_transcodes: u64,
     /// Corrupt frames from the source, dropped.
     invalid: u64,
     /// Frames not encoded because nobody watched.
@@ -220,6 +221,7 @@ fn camera_report(camera: &Camera) -> CameraReport {
             published: stats.published.total(),
             encodes: stats.encodes.load(Ordering::Relaxed),
             passthroughs: stats.passthroughs.load(Ordering::Relaxed),
+            budget_transcodes: stats.budget_transcodes.load(Ordering::Relaxed),
             invalid: stats.invalid_frames.load(Ordering::Relaxed),
             idle: stats.idle_frames.load(Ordering::Relaxed),
             camera_drops: stats.camera_drops.load(Ordering::Relaxed),
@@ -231,9 +233,7 @@ fn camera_report(camera: &Camera) -> CameraReport {
         frame_robot_time_us: camera.frame_robot_time_us(),
         client_list: stats.stream_client_reports(),
         variants: camera.variants.report(),
-        governor: camera
-            .governor
-            .report(camera.settings.quality(), camera.settings.fps()),
+        governor: camera.governor_report(),
     }
 }
 

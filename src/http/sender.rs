@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use super::link::Link;
 use super::part::Part;
+use super::radio::{Membership, Radio};
 use super::response::WRITE_DEADLINE;
 use crate::frame::{Frame, monotonic_us};
 use crate::frame_slot::FrameSlot;
@@ -85,6 +86,9 @@ pub struct DeliveryState {
     /// A client across a network: its link, which must be clear before a part goes.
     /// `None` on loopback.
     pub link: Option<Link>,
+    /// A client across a network: its place on the robot's radio, where it takes turns
+    /// with every other remote client. `None` on loopback.
+    radio: Option<Membership>,
     /// The last frame counted as held back.
     held_seq: u64,
     /// The stream is to show another slot (a switch selected another camera): the sender
@@ -113,9 +117,11 @@ pub enum Next {
 
 impl DeliveryState {
     /// A new client, whose own thread sends first: frames after `last_seq` are new to it.
-    pub fn new(last_seq: u64, fps: Option<u32>, remote: bool) -> DeliveryState {
+    /// A remote client has its place on the radio.
+    pub fn new(last_seq: u64, fps: Option<u32>, radio: Option<Membership>) -> DeliveryState {
         DeliveryState {
-            link: remote.then(Link::default),
+            link: radio.is_some().then(Link::default),
+            radio,
             busy: true,
             last_seq,
             pacer: Pacer::default(),
@@ -130,30 +136,36 @@ impl DeliveryState {
 
     /// The frame to send now, if any: `newest` when it is new and due at the client's
     /// rate, else the last frame again when the client has had nothing for
-    /// [`KEEP_ALIVE_US`]; for a remote client, only when its link is clear (the frame is
-    /// then not marked as seen: the newest one goes when the link clears). Records the
-    /// frame as the last part.
+    /// [`KEEP_ALIVE_US`]; for a remote client, only when its link is clear and the radio
+    /// gives it the turn (the frame is then not marked as seen: the newest one goes when
+    /// the turn comes). Records the frame as the last part.
     fn next_part(&mut self, newest: &Arc<Frame>, now_us: u64, client: &StreamClient) -> Next {
         let keep_alive =
             now_us.saturating_sub(self.last_part_us) >= KEEP_ALIVE_US && newest.seq > 0;
         if newest.seq <= self.last_seq && !keep_alive {
-            return Next::Nothing;
+            return self.nothing();
         }
         if let Some(link) = &mut self.link {
             if !link.clear(&client.socket, now_us, &client.stats.link) {
-                if newest.seq > self.last_seq {
-                    self.held_back_seq(newest.seq, client);
-                }
-                return Next::Wait;
+                return self.wait(newest, client);
             }
         }
+        let seen = (self.last_seq, self.pacer.clone());
         let frame = if self.wants(newest) {
             Arc::clone(newest)
         } else if keep_alive {
             self.last_sent.clone().unwrap_or_else(|| Arc::clone(newest))
         } else {
-            return Next::Nothing;
+            return self.nothing();
         };
+        if let Some(radio) = &self.radio {
+            let rate = self.link.as_ref().map_or(0, |link| link.rate);
+            if !radio.turn(now_us, rate) {
+                (self.last_seq, self.pacer) = seen;
+                return self.wait(newest, client);
+            }
+            radio.sent(frame.jpeg().len(), now_us);
+        }
         if let Some(link) = &mut self.link {
             link.sent(now_us);
             client
@@ -165,6 +177,30 @@ impl DeliveryState {
         self.last_sent = Some(Arc::clone(&frame));
         self.last_part_us = now_us;
         Next::Send(frame)
+    }
+
+    /// Nothing to send: the client does not wait for a turn.
+    fn nothing(&self) -> Next {
+        if let Some(radio) = &self.radio {
+            radio.idle();
+        }
+        Next::Nothing
+    }
+
+    /// A part is due but the link or the radio is busy: counts the newest frame as held
+    /// back.
+    fn wait(&mut self, newest: &Frame, client: &StreamClient) -> Next {
+        if newest.seq > self.last_seq {
+            self.held_back_seq(newest.seq, client);
+        }
+        Next::Wait
+    }
+
+    /// The part sent on the last turn is written: the radio may see its bytes in flight.
+    fn written(&self) {
+        if let Some(radio) = &self.radio {
+            radio.written();
+        }
     }
 
     /// Counts a new frame held back by a busy link, once per frame.
@@ -229,7 +265,9 @@ impl StreamClient {
         let frame = &frame;
         let robot_time_us = self.robot_clock.robot_time_us(frame.captured_us);
         let part = Part::new(frame, robot_time_us);
-        match part.send_some(&self.socket, 0) {
+        let result = part.send_some(&self.socket, 0);
+        state.written();
+        match result {
             Ok(sent) if sent == part.len() => {
                 drop(state);
                 (self.delivered)(frame, sent);
@@ -333,9 +371,18 @@ impl StreamClient {
     /// measured again since.
     fn finish(&self, frame: &Frame, robot_time_us: Option<i64>, sent: usize) -> io::Result<()> {
         let part = Part::new(frame, robot_time_us);
-        part.send_rest(&self.socket, sent)?;
+        let result = part.send_rest(&self.socket, sent);
+        self.lock().written();
+        result?;
         (self.delivered)(frame, part.len());
         Ok(())
+    }
+
+    /// The client now watches stream `group` (a camera), of weight `weight` on the radio.
+    pub fn watch_on_radio(&self, group: usize, weight: f64) {
+        if let Some(radio) = &self.lock().radio {
+            radio.watch(group, weight);
+        }
     }
 
     /// Sends the slot's newest frame while there is one this client has not had (waiting
@@ -370,7 +417,9 @@ impl StreamClient {
                     .link
                     .as_ref()
                     .map_or((0, 1_000), |link| (link.in_flight, link.retry_us()));
-                if in_flight < progress.0 {
+                // Waiting for the radio's turn with nothing of its own in flight is no
+                // stuck link.
+                if in_flight == 0 || in_flight < progress.0 {
                     progress = (in_flight, Instant::now());
                 } else if progress.1.elapsed() >= WRITE_DEADLINE {
                     return Err(io::Error::new(
@@ -406,14 +455,23 @@ impl Drop for Subscription {
     }
 }
 
-/// The running senders of one HTTP server, by slot. A sender leaves when its last client
-/// has gone.
+/// The running senders of one HTTP server, by slot, and the robot's radio its remote
+/// clients take turns on. A sender leaves when its last client has gone.
 #[derive(Default)]
 pub struct Senders {
     running: Mutex<Vec<Weak<Sender>>>,
+    pub radio: Arc<Radio>,
 }
 
 impl Senders {
+    /// The senders of a server whose remote clients take turns on `radio`.
+    pub fn new(radio: Arc<Radio>) -> Senders {
+        Senders {
+            running: Mutex::default(),
+            radio,
+        }
+    }
+
     /// Puts `client` on the list of `slot`'s sender, starting the sender if there is none.
     pub fn subscribe(
         self: &Arc<Self>,

@@ -289,9 +289,7 @@ impl CameraTopics {
     fn stats_values(&self) -> [f64; DOUBLE_STATS.len()] {
         let camera = &self.camera;
         let stats = &camera.stats;
-        let governor = camera
-            .governor
-            .report(camera.settings.quality(), camera.settings.fps());
+        let governor = camera.governor_report();
         [
             round2(stats.captured.rate()),
             round2(stats.delivered.rate()),

@@ -18,12 +18,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::{FrameSource, Mode, SourceError};
 use crate::camera::{Camera, ChangeError};
-use crate::capture::handle_frame;
+use crate::capture::FramePipe;
 use crate::controls::ControlValue;
-use crate::encode::{EncodeError, Encoder};
+use crate::encode::EncodeError;
 use crate::frame::{CapturedFrame, Pixels, monotonic_us};
 use crate::lock::lock;
-use crate::pacing::Pacer;
 use crate::settings::{self, Writer};
 
 /// The largest frame side a program may push.
@@ -93,8 +92,7 @@ pub struct PushedStream {
 /// What encoding in the pushing thread needs: the capture thread's encoder and pacer, and
 /// a buffer to pack padded rows into.
 struct InCaller {
-    encoder: Encoder,
-    pacer: Pacer,
+    pipe: FramePipe,
     rows: Vec<u8>,
 }
 
@@ -108,7 +106,7 @@ impl InCaller {
             captured_us: monotonic_us(),
             dropped_before: 0,
         };
-        handle_frame(camera, &mut self.encoder, &mut self.pacer, &frame);
+        self.pipe.handle(camera, &frame);
     }
 }
 
@@ -167,8 +165,7 @@ impl PushedStream {
     /// of a clone in another thread to finish encoding. Clones share the encoder.
     pub fn encode_in_caller(mut self) -> Result<PushedStream, EncodeError> {
         self.in_caller = Some(Arc::new(Mutex::new(InCaller {
-            encoder: Encoder::new()?,
-            pacer: Pacer::default(),
+            pipe: FramePipe::new()?,
             rows: Vec::new(),
         })));
         Ok(self)

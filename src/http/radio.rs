@@ -1,0 +1,427 @@
+//! The radio every remote client's stream crosses: one part in flight at a time across all
+//! of them, turns shared by weight, and the robot's budget as the rate they share.
+//!
+//! `link.rs` keeps each client's own socket from holding more than its link moves in a
+//! few milliseconds. That is not enough when several clients share one radio: each has at
+//! most one part in flight, yet a small frame of one camera waits in the radio's queue
+//! behind a large frame of another (measured, three cameras on a 4 Mbit/s link: p95 7–8×
+//! the small streams' own crossing time). So while the robot has a budget
+//! (`[server] max_mbit`), the remote clients of every server of the process take turns:
+//!
+//! - **The radio is clear** when the bytes every member's socket still holds
+//!   (`SIOCOUTQ`) are down to what the link moves in a few milliseconds.
+//! - **Whose turn** among the members waiting with a part: start-time fair queueing. Each
+//!   member's last part moved its virtual finish time on by its bytes over its weight (its
+//!   camera's weight, split across the camera's remote clients); the smallest start time
+//!   goes next, the longest-waiting on a tie. Bytes, not frames, are shared: a camera with
+//!   frames twice as large gets half the frames.
+//! - **The budget is the rate**: a token bucket filled at `max_mbit`, which a part may
+//!   overdraw (it then waits out the debt), so the remote streams together stay under the
+//!   budget whatever their cameras capture.
+//!
+//! A turn goes to the newest frame of the member whose turn it is, so a frame's age when it
+//! goes is at most its camera's frame interval, however long the member waited. Without a
+//! budget (`max_mbit = 0`, a bench) the radio is off and every member may always send.
+
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::link::{MIN_ALLOWANCE_BYTES, clear_bytes_at};
+use crate::lock::lock;
+
+/// A waiting member that has not asked again for this long has stopped waiting (its
+/// thread moved on, or failed): the turn is not kept for it.
+const STALE_US: u64 = 30_000;
+/// The bytes in flight are measured at most this often.
+const MEASURE_EVERY_US: u64 = 500;
+/// A granted part keeps the radio busy until it is written, at most this long.
+const GRANT_HOLD_US: u64 = 50_000;
+/// The token bucket holds at most this long a time's worth of the budget.
+const BURST_US: u64 = 50_000;
+
+/// The robot's radio, shared by every HTTP server of the process.
+#[derive(Default)]
+pub struct Radio {
+    /// Turns are taken (the robot has a budget).
+    on: AtomicBool,
+    /// The budget, bits per second.
+    budget_bps: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    members: Vec<Member>,
+    next_id: u64,
+    /// The start time of the last part granted.
+    virtual_time: f64,
+    /// The bytes in flight on every member's socket, and when measured.
+    in_flight: Option<(u64, u64)>,
+    /// A part granted and not written yet: its member, and when.
+    granted: Option<(u64, u64)>,
+    /// The token bucket: bytes that may go now (negative: a debt), as of `tokens_at_us`.
+    tokens: f64,
+    tokens_at_us: u64,
+}
+
+struct Member {
+    id: u64,
+    /// The member's socket (its own handle, closed when the member leaves).
+    socket: TcpStream,
+    /// Which stream it watches (members of one stream split its weight) and that weight.
+    group: usize,
+    weight: f64,
+    finish: f64,
+    /// Since when it waits with a part, and when it last asked.
+    waiting_since: Option<u64>,
+    asked_us: u64,
+    /// Its link's rate estimate, bytes per second.
+    rate: u64,
+}
+
+/// What `/stats.json` shows of the radio.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct RadioReport {
+    pub turns: bool,
+    pub members: usize,
+    pub waiting: usize,
+    pub in_flight_bytes: u64,
+}
+
+impl Radio {
+    /// Turns on (a budget of `budget_bps` bits per second) or off (0).
+    pub fn set_budget_bps(&self, budget_bps: f64) {
+        self.budget_bps
+            .store(budget_bps.max(0.0) as u64, Ordering::Relaxed);
+        self.on.store(budget_bps > 0.0, Ordering::Relaxed);
+    }
+
+    /// Makes `socket`'s client a member; it leaves when the membership is dropped.
+    pub fn join(self: &Arc<Self>, socket: &TcpStream) -> std::io::Result<Membership> {
+        let socket = socket.try_clone()?;
+        let mut state = lock(&self.state);
+        state.next_id += 1;
+        let id = state.next_id;
+        let finish = state.virtual_time;
+        state.members.push(Member {
+            id,
+            socket,
+            group: 0,
+            weight: 1.0,
+            finish,
+            waiting_since: None,
+            asked_us: 0,
+            rate: 0,
+        });
+        Ok(Membership {
+            radio: Arc::clone(self),
+            id,
+        })
+    }
+
+    pub fn report(&self) -> RadioReport {
+        let state = lock(&self.state);
+        RadioReport {
+            turns: self.on.load(Ordering::Relaxed),
+            members: state.members.len(),
+            waiting: state
+                .members
+                .iter()
+                .filter(|m| m.waiting_since.is_some())
+                .count(),
+            in_flight_bytes: state.in_flight.map_or(0, |(_, bytes)| bytes),
+        }
+    }
+}
+
+/// A remote client's place on the radio.
+pub struct Membership {
+    radio: Arc<Radio>,
+    id: u64,
+}
+
+impl Membership {
+    /// The member now watches stream `group`, whose weight is `weight`.
+    pub fn watch(&self, group: usize, weight: f64) {
+        let mut state = lock(&self.radio.state);
+        if let Some(member) = state.member(self.id) {
+            member.group = group;
+            member.weight = weight.max(1e-3);
+        }
+    }
+
+    /// Whether the member may send a part now; `rate` is its link's estimate (bytes per
+    /// second). A `true` is a turn: the caller sends at once and calls [`Membership::sent`].
+    pub fn turn(&self, now_us: u64, rate: u64) -> bool {
+        if !self.radio.on.load(Ordering::Relaxed) {
+            return true;
+        }
+        let budget_bps = self.radio.budget_bps.load(Ordering::Relaxed);
+        let mut state = lock(&self.radio.state);
+        let Some(me) = state.member(self.id) else {
+            return true;
+        };
+        me.asked_us = now_us;
+        me.rate = rate;
+        me.waiting_since.get_or_insert(now_us);
+        state.refill(now_us, budget_bps);
+        state.forget_stale_waiters(now_us);
+        if state.tokens < 0.0 || !state.clear(now_us) {
+            return false;
+        }
+        state.next_turn() == Some(self.id)
+    }
+
+    /// The member's turn went to a part of `bytes`: its finish time moves on, and the
+    /// radio counts as busy until [`Membership::written`].
+    pub fn sent(&self, bytes: usize, now_us: u64) {
+        if !self.radio.on.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut state = lock(&self.radio.state);
+        let share = state.share_of(self.id);
+        let virtual_time = state.virtual_time;
+        let Some(me) = state.member(self.id) else {
+            return;
+        };
+        let start = me.finish.max(virtual_time);
+        me.finish = start + bytes as f64 / share;
+        me.waiting_since = None;
+        state.virtual_time = start;
+        state.tokens -= bytes as f64;
+        state.granted = Some((self.id, now_us));
+        state.in_flight = None;
+    }
+
+    /// The part sent on the last turn is in the kernel's hands: its bytes show in flight.
+    pub fn written(&self) {
+        let mut state = lock(&self.radio.state);
+        if state.granted.is_some_and(|(id, _)| id == self.id) {
+            state.granted = None;
+            state.in_flight = None;
+        }
+    }
+
+    /// Stops waiting (the member has nothing to send).
+    pub fn idle(&self) {
+        let mut state = lock(&self.radio.state);
+        if let Some(me) = state.member(self.id) {
+            me.waiting_since = None;
+        }
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let mut state = lock(&self.radio.state);
+        state.members.retain(|m| m.id != self.id);
+        if state.granted.is_some_and(|(id, _)| id == self.id) {
+            state.granted = None;
+        }
+        state.in_flight = None;
+    }
+}
+
+impl State {
+    fn member(&mut self, id: u64) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.id == id)
+    }
+
+    /// The member's weight: its stream's, split across the stream's members.
+    fn share_of(&self, id: u64) -> f64 {
+        let Some(me) = self.members.iter().find(|m| m.id == id) else {
+            return 1.0;
+        };
+        let peers = self.members.iter().filter(|m| m.group == me.group).count();
+        me.weight / peers.max(1) as f64
+    }
+
+    fn refill(&mut self, now_us: u64, budget_bps: u64) {
+        let bytes_per_us = budget_bps as f64 / 8.0 / 1e6;
+        let elapsed = now_us.saturating_sub(self.tokens_at_us) as f64;
+        let burst = bytes_per_us * BURST_US as f64;
+        self.tokens = (self.tokens + elapsed * bytes_per_us).min(burst);
+        self.tokens_at_us = now_us;
+    }
+
+    fn forget_stale_waiters(&mut self, now_us: u64) {
+        for member in &mut self.members {
+            if now_us.saturating_sub(member.asked_us) > STALE_US {
+                member.waiting_since = None;
+            }
+        }
+    }
+
+    /// Whether no part is on its way: none granted and not yet written, and what every
+    /// member's socket holds is down to what the fastest link moves in a few milliseconds.
+    fn clear(&mut self, now_us: u64) -> bool {
+        if let Some((_, at)) = self.granted {
+            if now_us.saturating_sub(at) < GRANT_HOLD_US {
+                return false;
+            }
+            self.granted = None;
+        }
+        let fresh = self
+            .in_flight
+            .filter(|(at, _)| now_us.saturating_sub(*at) < MEASURE_EVERY_US);
+        let in_flight = match fresh {
+            Some((_, bytes)) => bytes,
+            None => {
+                let bytes = self
+                    .members
+                    .iter()
+                    .map(|m| super::link::query(&m.socket).map_or(0, |q| q.in_flight))
+                    .sum();
+                self.in_flight = Some((now_us, bytes));
+                bytes
+            }
+        };
+        let fastest = self.members.iter().map(|m| m.rate).max().unwrap_or(0);
+        in_flight <= MIN_ALLOWANCE_BYTES.max(clear_bytes_at(fastest))
+    }
+
+    /// The waiting member with the smallest start time (the longest-waiting on a tie).
+    fn next_turn(&self) -> Option<u64> {
+        let start = |m: &Member| m.finish.max(self.virtual_time);
+        self.members
+            .iter()
+            .filter_map(|m| m.waiting_since.map(|since| (m, since)))
+            .min_by(|(a, a_since), (b, b_since)| {
+                start(a)
+                    .total_cmp(&start(b))
+                    .then(a_since.cmp(b_since))
+            })
+            .map(|(m, _)| m.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// `n` connected sockets (the server's ends), and their peers kept open.
+    fn sockets(n: usize) -> Vec<(TcpStream, TcpStream)> {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        (0..n)
+            .map(|_| {
+                let peer = TcpStream::connect(addr).expect("connect");
+                let (ours, _) = listener.accept().expect("accept");
+                (ours, peer)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn off_every_member_may_always_send() {
+        let radio = Arc::new(Radio::default());
+        let pairs = sockets(2);
+        let a = radio.join(&pairs[0].0).expect("join");
+        let b = radio.join(&pairs[1].0).expect("join");
+        assert!(a.turn(0, 0));
+        a.sent(10_000, 0);
+        assert!(b.turn(1, 0));
+    }
+
+    #[test]
+    fn turns_share_bytes_by_weight_and_the_budget_bounds_the_rate() {
+        let radio = Arc::new(Radio::default());
+        radio.set_budget_bps(4e6);
+        let pairs = sockets(3);
+        let members: Vec<Membership> = pairs
+            .iter()
+            .map(|(ours, _)| radio.join(ours).expect("join"))
+            .collect();
+        // Two streams of weight 1 with 16 kB frames, one of weight 2 with 40 kB frames.
+        members[0].watch(1, 1.0);
+        members[1].watch(2, 1.0);
+        members[2].watch(3, 2.0);
+        let frame_bytes = [16_000usize, 16_000, 40_000];
+        let mut sent = [0usize; 3];
+        // Everyone always has a frame; the loopback peers take the bytes at once, so only
+        // the turns and the bucket decide. Asked every millisecond for 10 s.
+        for ms in 0..10_000u64 {
+            let now = ms * 1_000;
+            for (i, member) in members.iter().enumerate() {
+                if member.turn(now, 0) {
+                    member.sent(frame_bytes[i], now);
+                    member.written();
+                    sent[i] += frame_bytes[i];
+                }
+            }
+        }
+        let total: usize = sent.iter().sum();
+        let mbit = total as f64 * 8.0 / 10.0 / 1e6;
+        assert!((3.8..=4.2).contains(&mbit), "the budget is the rate: {mbit}");
+        let shares: Vec<f64> = sent.iter().map(|s| *s as f64 / total as f64).collect();
+        for (share, want) in shares.iter().zip([0.25, 0.25, 0.5]) {
+            assert!((share - want).abs() < 0.05, "bytes by weight: {shares:?}");
+        }
+    }
+
+    #[test]
+    fn members_of_one_stream_split_its_weight() {
+        let radio = Arc::new(Radio::default());
+        radio.set_budget_bps(8e6);
+        let pairs = sockets(3);
+        let members: Vec<Membership> = pairs
+            .iter()
+            .map(|(ours, _)| radio.join(ours).expect("join"))
+            .collect();
+        members[0].watch(1, 1.0);
+        members[1].watch(1, 1.0);
+        members[2].watch(2, 1.0);
+        let mut sent = [0usize; 3];
+        for ms in 0..5_000u64 {
+            for (i, member) in members.iter().enumerate() {
+                if member.turn(ms * 1_000, 0) {
+                    member.sent(10_000, ms * 1_000);
+                    member.written();
+                    sent[i] += 10_000;
+                }
+            }
+        }
+        let camera_two = sent[2] as f64 / sent.iter().sum::<usize>() as f64;
+        assert!((camera_two - 0.5).abs() < 0.05, "{sent:?}");
+    }
+
+    #[test]
+    fn a_granted_part_holds_the_radio_until_written_and_a_leaver_frees_it() {
+        let radio = Arc::new(Radio::default());
+        radio.set_budget_bps(100e6);
+        let pairs = sockets(2);
+        let a = radio.join(&pairs[0].0).expect("join");
+        let b = radio.join(&pairs[1].0).expect("join");
+        assert!(a.turn(1_000, 0));
+        a.sent(5_000, 1_000);
+        assert!(!b.turn(2_000, 0), "a's part is not written yet");
+        drop(a);
+        assert!(b.turn(3_000, 0), "a left: the radio is clear");
+    }
+
+    #[test]
+    fn a_member_that_stopped_asking_does_not_keep_the_turn() {
+        let radio = Arc::new(Radio::default());
+        radio.set_budget_bps(1e9);
+        let pairs = sockets(2);
+        let a = radio.join(&pairs[0].0).expect("join");
+        let b = radio.join(&pairs[1].0).expect("join");
+        // b sent a large part: while a waits, the turn is a's.
+        assert!(b.turn(1_000, 0));
+        b.sent(50_000, 1_000);
+        b.written();
+        assert!(a.turn(2_000, 0));
+        assert!(!b.turn(2_000, 0), "a's turn");
+        // a had nothing after all: b goes.
+        a.idle();
+        assert!(b.turn(2_000, 0), "a stopped waiting");
+        b.sent(50_000, 2_000);
+        b.written();
+        // a asks once and goes quiet: after STALE_US it no longer holds b back.
+        assert!(a.turn(3_000, 0));
+        assert!(!b.turn(3_000, 0));
+        assert!(b.turn(3_000 + STALE_US + 1, 0));
+    }
+}
