@@ -246,7 +246,9 @@ impl FramePipe {
         seq: u64,
     ) -> Result<Arc<Frame>, EncodeError> {
         let stats = &camera.stats;
-        let (made, work) = self.encoder.process(frame, camera.quality_in_force(), seq)?;
+        let (made, work) = self
+            .encoder
+            .process(frame, camera.quality_in_force(), seq)?;
         let passed_through = work == Work::PassedThrough;
         let counter = match work {
             Work::Encoded => &stats.encodes,

@@ -160,7 +160,12 @@ impl Governor {
         self.budget_bps.load(Ordering::Relaxed) as f64 / 1e6
     }
 
-    pub fn report(&self, quality_setting: u8, fps_setting: u32, size: (u32, u32)) -> GovernorReport {
+    pub fn report(
+        &self,
+        quality_setting: u8,
+        fps_setting: u32,
+        size: (u32, u32),
+    ) -> GovernorReport {
         let state = lock(&self.state);
         let quality = self.quality(quality_setting);
         let fps = match state.carried_fps {
@@ -332,9 +337,8 @@ fn step_up(governor: &Governor, state: &mut State, sight: Sight, quality: u32, n
         state.room_since = None;
         return;
     }
-    let room_for = |bytes: f64| {
-        sight.carried_fps(bytes) * CLIMB_BELOW >= f64::from(sight.fps_setting)
-    };
+    let room_for =
+        |bytes: f64| sight.carried_fps(bytes) * CLIMB_BELOW >= f64::from(sight.fps_setting);
     // Frames grow about with their area, and with quality in the range the governor
     // works in; back to camera MJPEG, with the size it had.
     let next_bytes = if halvings > 0 {
@@ -420,8 +424,14 @@ mod tests {
         let start = Instant::now();
         let now = run(&governor, 1.2e6, bytes, start, 40);
         let report = governor.report(50, 30, (640, 480));
-        assert_eq!(report.quality, 20, "quality down to its floor first: {report:?}");
-        assert_eq!(report.fps, 10, "then fps, to what the share carries: {report:?}");
+        assert_eq!(
+            report.quality, 20,
+            "quality down to its floor first: {report:?}"
+        );
+        assert_eq!(
+            report.fps, 10,
+            "then fps, to what the share carries: {report:?}"
+        );
         assert_eq!(report.size, None, "fps is above min_fps: the size stays");
         // Stable: ten more seconds change nothing.
         let now = run(&governor, 1.2e6, bytes, now, 40);
@@ -431,7 +441,10 @@ mod tests {
         assert_eq!(fps(&governor), 30);
         run(&governor, 30e6, bytes, now, 80);
         assert_eq!(governor.quality(50), 50);
-        assert_eq!(governor.report(50, 30, (640, 480)).reason, "within the share");
+        assert_eq!(
+            governor.report(50, 30, (640, 480)).reason,
+            "within the share"
+        );
     }
 
     #[test]
@@ -485,7 +498,9 @@ mod tests {
             now += TICK;
             step(&governor, sight(&governor, 6e6), now);
         }
-        let (size, quality) = governor.transcode((640, 480), 50, true).expect("transcoded");
+        let (size, quality) = governor
+            .transcode((640, 480), 50, true)
+            .expect("transcoded");
         assert_eq!(size, None);
         assert!(700.0 * f64::from(quality) * 8.0 * 30.0 <= 6e6, "{quality}");
         assert!(governor.report(50, 30, (640, 480)).transcoding);

@@ -13,6 +13,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use frcstream::frame::monotonic_us;
+use mjpeg_client::test_jpeg::{Subsamp, rgb_jpeg};
 use mjpeg_client::{MjpegStream, get};
 use serde_json::Value as Json;
 use support::fieldlink::{FieldLink, ROBOT_ADDR};
@@ -58,25 +59,15 @@ fn start_robot_with(link: &FieldLink, dir: &Path, config_text: &str) -> Robot {
     robot
 }
 
-/// Reads each of `paths` from the driver station at once for `seconds`: Mbit/s of each
-/// between `from` and the end.
-fn mbit_of_each(link: &FieldLink, paths: &[&str], seconds: f64, from: f64) -> Vec<f64> {
+/// Reads each of `paths` from the driver station at once for `seconds`.
+fn watch_each(link: &FieldLink, paths: &[&str], seconds: f64) -> Vec<Seen> {
     std::thread::scope(|s| {
         let threads: Vec<_> = paths
             .iter()
             .map(|path| {
                 s.spawn(move || {
                     link.enter_ds();
-                    let mut stream = MjpegStream::open(robot_addr(), path).expect("open stream");
-                    let start = Instant::now();
-                    let mut bytes = 0usize;
-                    while start.elapsed().as_secs_f64() < seconds {
-                        let part = stream.next_part().expect("a part");
-                        if start.elapsed().as_secs_f64() >= from {
-                            bytes += part.jpeg.len();
-                        }
-                    }
-                    bytes as f64 * 8.0 / (seconds - from) / 1e6
+                    read_stream(path, seconds, |_| {})
                 })
             })
             .collect();
@@ -158,20 +149,23 @@ impl Seen {
 
 /// Reads the camera's stream from the driver station for `seconds`; `during` is called
 /// with the time since the start after each frame.
-fn watch(link: &FieldLink, seconds: f64, mut during: impl FnMut(f64) + Send) -> Seen {
-    on_ds(link, |_| {
-        let mut stream = MjpegStream::open(robot_addr(), "/cam.mjpg").expect("open stream");
-        let start = Instant::now();
-        let mut seen = Seen::default();
-        while start.elapsed().as_secs_f64() < seconds {
-            let part = stream.next_part().expect("a part");
-            let latency = monotonic_us().saturating_sub(part.timestamp_us().expect("stamp"));
-            seen.frames
-                .push((start.elapsed(), latency, part.jpeg.len()));
-            during(start.elapsed().as_secs_f64());
-        }
-        seen
-    })
+fn watch(link: &FieldLink, seconds: f64, during: impl FnMut(f64) + Send) -> Seen {
+    on_ds(link, |_| read_stream("/cam.mjpg", seconds, during))
+}
+
+/// Reads `path` for `seconds` (from the namespace the thread is in).
+fn read_stream(path: &str, seconds: f64, mut during: impl FnMut(f64)) -> Seen {
+    let mut stream = MjpegStream::open(robot_addr(), path).expect("open stream");
+    let start = Instant::now();
+    let mut seen = Seen::default();
+    while start.elapsed().as_secs_f64() < seconds {
+        let part = stream.next_part().expect("a part");
+        let latency = monotonic_us().saturating_sub(part.timestamp_us().expect("stamp"));
+        seen.frames
+            .push((start.elapsed(), latency, part.jpeg.len()));
+        during(start.elapsed().as_secs_f64());
+    }
+    seen
 }
 
 fn stats(link: &FieldLink) -> Json {
@@ -292,7 +286,8 @@ fn cameras_share_the_budget_by_weight() {
          [[camera]]\nname = \"front\"\nweight = 2\n\
          [[camera]]\nname = \"back\"\nweight = 1\n",
     );
-    let mbit = mbit_of_each(&link, &["/front.mjpg", "/back.mjpg"], 10.0, 5.0);
+    let seen = watch_each(&link, &["/front.mjpg", "/back.mjpg"], 10.0);
+    let mbit: Vec<f64> = seen.iter().map(|s| s.mbit(5.0, 10.0)).collect();
     eprintln!("weights 2 and 1 under 3 Mbit/s: {mbit:.2?} Mbit/s");
     let total: f64 = mbit.iter().sum();
     assert!(
@@ -304,4 +299,90 @@ fn cameras_share_the_budget_by_weight() {
         (1.4..=2.8).contains(&ratio),
         "front/back {ratio:.2}, weights 2/1"
     );
+}
+
+/// A folder of 1280x720 JPEGs of a fine texture (about 100 kB each at quality 80): a
+/// camera's MJPEG far over a 4 Mbit/s radio's means at 30 fps. Returns their mean size.
+fn write_big_jpeg_folder(dir: &Path) -> f64 {
+    std::fs::create_dir_all(dir).expect("folder");
+    let (width, height) = (1280, 720);
+    let mut total = 0;
+    for i in 0..4usize {
+        let mut seed = 0x9e37_79b9u32.wrapping_mul(i as u32 + 1);
+        let mut pixels = vec![0u8; width * height * 3];
+        for y in 0..height {
+            for x in 0..width {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let grain = (seed & 0x3f) as usize;
+                let at = (y * width + x) * 3;
+                pixels[at] = ((x / 3 + grain) % 256) as u8;
+                pixels[at + 1] = ((y / 2 + grain) % 256) as u8;
+                pixels[at + 2] = ((x + y) / 5 % 256) as u8;
+            }
+        }
+        let jpeg = rgb_jpeg(&pixels, width, height, 80, Subsamp::Sub2x2);
+        total += jpeg.len();
+        std::fs::write(dir.join(format!("frame{i}.jpg")), jpeg).expect("write");
+    }
+    total as f64 / 4.0
+}
+
+#[test]
+fn a_big_mjpeg_camera_is_transcoded_and_does_not_hold_back_a_small_one() {
+    let test = "a_big_mjpeg_camera_is_transcoded_and_does_not_hold_back_a_small_one";
+    let Some(link) = FieldLink::up(test, "m", "4mbit", 200) else {
+        return;
+    };
+    let dir = scratch_dir(test);
+    let folder = dir.join("big");
+    let file_bytes = write_big_jpeg_folder(&folder);
+    let _robot = start_robot_with(
+        &link,
+        &dir,
+        &format!(
+            "[server]\nport = 1181\nstate_file = \"\"\nmax_mbit = 3.5\n\
+             [[camera]]\nname = \"small\"\n\
+             [[camera]]\nname = \"big\"\nsource = \"folder:{}\"\nfps = 30\nweight = 2\n",
+            folder.display()
+        ),
+    );
+    let seen = watch_each(&link, &["/small.mjpg", "/big.mjpg"], 10.0);
+    let stats = stats(&link);
+    let (small, big) = (&seen[0], &seen[1]);
+    let big_kb = big.between(5.0, 10.0).map(|f| f.2).sum::<usize>() as f64
+        / big.between(5.0, 10.0).count().max(1) as f64
+        / 1000.0;
+    let total = small.mbit(5.0, 10.0) + big.mbit(5.0, 10.0);
+    eprintln!(
+        "small: {:.1} fps, p95 {:.0} ms; big: {:.1} fps, p95 {:.0} ms, {big_kb:.0} kB frames \
+         (files {:.0} kB); {total:.2} Mbit/s together; big's governor {}",
+        small.fps(5.0, 10.0),
+        small.p95_ms(5.0, 10.0),
+        big.fps(5.0, 10.0),
+        big.p95_ms(5.0, 10.0),
+        file_bytes / 1000.0,
+        stats["cameras"][1]["governor"]
+    );
+    assert!(
+        total <= 3.5 * 1.15,
+        "{total:.2} Mbit/s under a 3.5 Mbit/s budget"
+    );
+    // Passed through, a part of `big` would take file_bytes * 8 / 4 Mbit/s to cross, and
+    // the small camera's frames would queue behind it.
+    assert!(
+        big_kb * 1000.0 < file_bytes * 0.7,
+        "big's frames ({big_kb:.0} kB) are not transcoded smaller than its files"
+    );
+    assert!(
+        stats["cameras"][1]["budget_transcodes"].as_u64() > Some(0),
+        "{}",
+        stats["cameras"][1]
+    );
+    assert_eq!(stats["cameras"][1]["governor"]["transcoding"], true);
+    assert!(small.fps(5.0, 10.0) >= 3.0 && big.fps(5.0, 10.0) >= 2.0);
+    // Generous: one part of each camera in turn, plus a frame's age.
+    let small_p95 = small.p95_ms(5.0, 10.0);
+    assert!(small_p95 < 400.0, "small's p95 {small_p95:.0} ms");
 }

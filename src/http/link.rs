@@ -22,11 +22,11 @@ use crate::stats::StreamLinkStats;
 
 /// The link is clear when at most this much is in flight, or what the link moves in
 /// [`CLEAR_US`] if that is more: the next part then follows with no gap on the wire.
-pub const MIN_ALLOWANCE_BYTES: u64 = 3_000;
-const CLEAR_US: u64 = 5_000;
+pub const MIN_ALLOWANCE_BYTES: u64 = 1_500;
+const CLEAR_US: u64 = 3_000;
 
 /// What a link of `rate` bytes per second moves in [`CLEAR_US`].
-pub fn clear_bytes_at(rate: u64) -> u64 {
+fn clear_bytes_at(rate: u64) -> u64 {
     rate * CLEAR_US / 1_000_000
 }
 
@@ -93,6 +93,8 @@ pub struct Link {
     /// The part on its way: when it went, the bytes acknowledged then, and whether the
     /// link has been seen busy since.
     part: Option<(u64, u64, bool)>,
+    /// The size of the last part sent.
+    part_bytes: u64,
 }
 
 /// Weight of a new exact sample in the moving average.
@@ -117,14 +119,18 @@ impl Link {
         clear
     }
 
-    /// A part goes out now (right after a look that found the link clear).
-    pub fn sent(&mut self, now_us: u64) {
+    /// A part of `bytes` goes out now (right after a look that found the link clear).
+    pub fn sent(&mut self, now_us: u64, bytes: usize) {
+        self.part_bytes = bytes as u64;
         self.part = Some((now_us, self.acked, false));
     }
 
-    /// What may still be in flight for the link to count as clear.
+    /// What may still be in flight for the link to count as clear: what it moves in a few
+    /// ms, but never half a part or more. (A token bucket's burst makes the rate look far
+    /// higher than the link sustains; the cap keeps a wrong estimate from letting two
+    /// parts in flight.)
     pub fn allowance(&self) -> u64 {
-        MIN_ALLOWANCE_BYTES.max(clear_bytes_at(self.rate))
+        MIN_ALLOWANCE_BYTES.max(clear_bytes_at(self.rate).min(self.part_bytes / 2))
     }
 
     fn observe(&mut self, queue: SocketQueue, now_us: u64) -> bool {
@@ -176,14 +182,14 @@ mod tests {
     fn the_rate_is_measured_per_part() {
         let mut link = Link::default();
         assert!(link.observe(queue(0, 0), 0));
-        link.sent(0);
+        link.sent(0, 50_000);
         // 50 kB acknowledged over 100 ms, the client's thread waiting meanwhile.
         assert!(!link.observe(queue(40_000, 10_000), 20_000));
         assert!(link.observe(queue(0, 50_000), 100_000));
         assert_eq!(link.rate, 500_000);
         // The link halves: exact samples pull the estimate down.
         for i in 0..20u64 {
-            link.sent(1_000_000 * (i + 1));
+            link.sent(1_000_000 * (i + 1), 50_000);
             assert!(!link.observe(
                 queue(40_000, 50_000 * (i + 1) + 10_000),
                 1_000_000 * (i + 1) + 50_000
@@ -192,7 +198,7 @@ mod tests {
         }
         assert!((250_000..260_000).contains(&link.rate), "{}", link.rate);
         // Found clear only later: a lower bound, which does not lower the estimate.
-        link.sent(30_000_000);
+        link.sent(30_000_000, 50_000);
         assert!(link.observe(queue(0, 50_000 * 22), 31_000_000));
         assert!((250_000..260_000).contains(&link.rate), "{}", link.rate);
     }
@@ -202,13 +208,18 @@ mod tests {
         let mut link = Link {
             rate: 500_000,
             in_flight: 20_000,
+            part_bytes: 200_000,
             ..Link::default()
         };
         assert_eq!(link.allowance(), MIN_ALLOWANCE_BYTES);
         assert_eq!(link.retry_us(), 10_000);
-        link.in_flight = 3_500;
+        link.in_flight = 2_000;
         assert_eq!(link.retry_us(), 1_000);
         link.rate = 12_500_000; // 100 Mbit/s
-        assert_eq!(link.allowance(), 62_500);
+        assert_eq!(link.allowance(), 37_500);
+        // Never half a part: a burst's rate estimate does not let a second part go.
+        link.rate = 100_000_000;
+        link.part_bytes = 16_000;
+        assert_eq!(link.allowance(), 8_000);
     }
 }

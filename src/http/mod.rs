@@ -17,10 +17,10 @@
 pub mod admission;
 pub mod events;
 pub mod link;
-pub mod radio;
 pub mod mjpeg;
 pub mod pages;
 pub mod part;
+pub mod radio;
 pub mod request;
 pub mod response;
 pub mod routes;
@@ -359,7 +359,12 @@ fn respond(
             Ok(Next::Close)
         }
         Route::Stats => {
-            let json = pages::stats_json(&shared.cameras, &shared.switches, shared.started);
+            let json = pages::stats_json(
+                &shared.cameras,
+                &shared.switches,
+                &shared.senders.radio,
+                shared.started,
+            );
             send(
                 stream,
                 Response::new(200, "application/json", json.as_bytes()),

@@ -6,6 +6,7 @@
 //! `/<name>/settings.json`; the server only fills in the title and a fallback list of
 //! links for browsers without JavaScript.
 
+use super::radio::{Radio, RadioReport};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -105,9 +106,11 @@ struct BudgetReport {
     /// Sent to clients across the radio (not loopback), all cameras, over the last second.
     used_mbit: f64,
     remote_clients: usize,
+    /// The turns the remote clients take (`http/radio.rs`).
+    radio: RadioReport,
 }
 
-fn budget_report(cameras: &[Arc<Camera>]) -> BudgetReport {
+fn budget_report(cameras: &[Arc<Camera>], radio: &Radio) -> BudgetReport {
     let remote: Vec<_> = cameras
         .iter()
         .flat_map(|c| c.stats.clients())
@@ -118,6 +121,7 @@ fn budget_report(cameras: &[Arc<Camera>]) -> BudgetReport {
         max_mbit: cameras.first().map_or(0.0, |c| c.governor.budget_mbit()),
         used_mbit: round2(used * 8.0 / 1e6),
         remote_clients: remote.len(),
+        radio: radio.report(),
     }
 }
 
@@ -183,11 +187,16 @@ struct FrameCounts {
 }
 
 /// `/stats.json`.
-pub fn stats_json(cameras: &[Arc<Camera>], switches: &[Arc<Switch>], started: Instant) -> String {
+pub fn stats_json(
+    cameras: &[Arc<Camera>],
+    switches: &[Arc<Switch>],
+    radio: &Radio,
+    started: Instant,
+) -> String {
     let report = StatsReport {
         switches: switches.iter().map(|s| s.report()).collect(),
         uptime_seconds: round2(started.elapsed().as_secs_f64()),
-        budget: budget_report(cameras),
+        budget: budget_report(cameras, radio),
         cameras: cameras.iter().map(|c| camera_report(c)).collect(),
     };
     serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -292,8 +301,13 @@ mod tests {
     #[test]
     fn stats_json_lists_each_camera() {
         let camera = Arc::new(Camera::new(&CameraConfig::embedded_default()));
-        let json: serde_json::Value =
-            serde_json::from_str(&stats_json(&[camera], &[], Instant::now())).expect("json");
+        let json: serde_json::Value = serde_json::from_str(&stats_json(
+            &[camera],
+            &[],
+            &Radio::default(),
+            Instant::now(),
+        ))
+        .expect("json");
         assert_eq!(json["cameras"][0]["name"], "cam");
         assert_eq!(json["cameras"][0]["frames"]["encodes"], 0);
         assert_eq!(json["cameras"][0]["settings"]["fps"], 30);
@@ -320,8 +334,13 @@ mod tests {
         let mut frame = crate::frame::Frame::from_jpeg(b"\xFF\xD8\xFF\xD9", 2, 2, 1_000);
         frame.seq = 1;
         camera.slot.publish(Arc::new(frame));
-        let json: serde_json::Value =
-            serde_json::from_str(&stats_json(&[camera], &[], Instant::now())).expect("json");
+        let json: serde_json::Value = serde_json::from_str(&stats_json(
+            &[camera],
+            &[],
+            &Radio::default(),
+            Instant::now(),
+        ))
+        .expect("json");
         assert_eq!(json["cameras"][0]["robot_clock"]["offset_us"], 5_000);
         assert_eq!(json["cameras"][0]["robot_clock"]["rtt_us"], 300);
         assert_eq!(json["cameras"][0]["frame_robot_time_us"], 6_000);

@@ -13,8 +13,10 @@
 //! - **Whose turn** among the members waiting with a part: start-time fair queueing. Each
 //!   member's last part moved its virtual finish time on by its bytes over its weight (its
 //!   camera's weight, split across the camera's remote clients); the smallest start time
-//!   goes next, the longest-waiting on a tie. Bytes, not frames, are shared: a camera with
-//!   frames twice as large gets half the frames.
+//!   goes next. Bytes, not frames, are shared: a camera with frames twice as large gets
+//!   half the frames. Within [`SLACK`] of the smallest start time, the member with the
+//!   freshest frame goes first: a frame captured just now goes before one about to be
+//!   replaced, and what the others lose in order they get back within the slack.
 //! - **The budget is the rate**: a token bucket filled at `max_mbit`, which a part may
 //!   overdraw (it then waits out the debt), so the remote streams together stay under the
 //!   budget whatever their cameras capture.
@@ -27,7 +29,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::link::{MIN_ALLOWANCE_BYTES, clear_bytes_at};
+use super::link::MIN_ALLOWANCE_BYTES;
 use crate::lock::lock;
 
 /// A waiting member that has not asked again for this long has stopped waiting (its
@@ -39,6 +41,9 @@ const MEASURE_EVERY_US: u64 = 500;
 const GRANT_HOLD_US: u64 = 50_000;
 /// The token bucket holds at most this long a time's worth of the budget.
 const BURST_US: u64 = 50_000;
+/// How far (bytes over weight) a member's start time may be behind the smallest and it
+/// still go first with a fresher frame: about one small frame.
+const SLACK: f64 = 16_000.0;
 
 /// The robot's radio, shared by every HTTP server of the process.
 #[derive(Default)]
@@ -76,8 +81,10 @@ struct Member {
     /// Since when it waits with a part, and when it last asked.
     waiting_since: Option<u64>,
     asked_us: u64,
-    /// Its link's rate estimate, bytes per second.
-    rate: u64,
+    /// When the frame it would send was captured.
+    frame_captured_us: u64,
+    /// What its link may still hold for it to count as clear (`Link::allowance`).
+    allowance: u64,
 }
 
 /// What `/stats.json` shows of the radio.
@@ -112,7 +119,8 @@ impl Radio {
             finish,
             waiting_since: None,
             asked_us: 0,
-            rate: 0,
+            frame_captured_us: 0,
+            allowance: 0,
         });
         Ok(Membership {
             radio: Arc::clone(self),
@@ -151,9 +159,10 @@ impl Membership {
         }
     }
 
-    /// Whether the member may send a part now; `rate` is its link's estimate (bytes per
-    /// second). A `true` is a turn: the caller sends at once and calls [`Membership::sent`].
-    pub fn turn(&self, now_us: u64, rate: u64) -> bool {
+    /// Whether the member may send a part now: the frame captured at `captured_us`;
+    /// `allowance` is what its link may hold and count as clear. A `true` is a turn: the
+    /// caller sends at once and calls [`Membership::sent`].
+    pub fn turn(&self, now_us: u64, captured_us: u64, allowance: u64) -> bool {
         if !self.radio.on.load(Ordering::Relaxed) {
             return true;
         }
@@ -163,7 +172,8 @@ impl Membership {
             return true;
         };
         me.asked_us = now_us;
-        me.rate = rate;
+        me.frame_captured_us = captured_us;
+        me.allowance = allowance;
         me.waiting_since.get_or_insert(now_us);
         state.refill(now_us, budget_bps);
         state.forget_stale_waiters(now_us);
@@ -181,6 +191,9 @@ impl Membership {
         }
         let mut state = lock(&self.radio.state);
         let share = state.share_of(self.id);
+        // The virtual time moves to the smallest start of those waiting (not to this
+        // member's, which may be ahead within the slack: the others keep their due).
+        let first = state.first_start().unwrap_or(state.virtual_time);
         let virtual_time = state.virtual_time;
         let Some(me) = state.member(self.id) else {
             return;
@@ -188,7 +201,7 @@ impl Membership {
         let start = me.finish.max(virtual_time);
         me.finish = start + bytes as f64 / share;
         me.waiting_since = None;
-        state.virtual_time = start;
+        state.virtual_time = first.min(start).max(virtual_time);
         state.tokens -= bytes as f64;
         state.granted = Some((self.id, now_us));
         state.in_flight = None;
@@ -254,7 +267,7 @@ impl State {
     }
 
     /// Whether no part is on its way: none granted and not yet written, and what every
-    /// member's socket holds is down to what the fastest link moves in a few milliseconds.
+    /// member's socket holds is down to the largest of their links' allowances.
     fn clear(&mut self, now_us: u64) -> bool {
         if let Some((_, at)) = self.granted {
             if now_us.saturating_sub(at) < GRANT_HOLD_US {
@@ -277,22 +290,34 @@ impl State {
                 bytes
             }
         };
-        let fastest = self.members.iter().map(|m| m.rate).max().unwrap_or(0);
-        in_flight <= MIN_ALLOWANCE_BYTES.max(clear_bytes_at(fastest))
+        let allowance = self.members.iter().map(|m| m.allowance).max().unwrap_or(0);
+        in_flight <= MIN_ALLOWANCE_BYTES.max(allowance)
     }
 
-    /// The waiting member with the smallest start time (the longest-waiting on a tie).
-    fn next_turn(&self) -> Option<u64> {
-        let start = |m: &Member| m.finish.max(self.virtual_time);
+    /// The smallest start time of the waiting members.
+    fn first_start(&self) -> Option<f64> {
         self.members
             .iter()
-            .filter_map(|m| m.waiting_since.map(|since| (m, since)))
-            .min_by(|(a, a_since), (b, b_since)| {
-                start(a)
-                    .total_cmp(&start(b))
-                    .then(a_since.cmp(b_since))
+            .filter(|m| m.waiting_since.is_some())
+            .map(|m| m.finish.max(self.virtual_time))
+            .min_by(f64::total_cmp)
+    }
+
+    /// Whose turn it is: of the waiting members within [`SLACK`] of the smallest start
+    /// time, the one with the freshest frame (the longest-waiting on a tie).
+    fn next_turn(&self) -> Option<u64> {
+        let start = |m: &Member| m.finish.max(self.virtual_time);
+        let first = self.first_start()?;
+        self.members
+            .iter()
+            .filter(|m| m.waiting_since.is_some())
+            .filter(|m| start(m) <= first + SLACK)
+            .max_by(|a, b| {
+                a.frame_captured_us
+                    .cmp(&b.frame_captured_us)
+                    .then(b.waiting_since.cmp(&a.waiting_since))
             })
-            .map(|(m, _)| m.id)
+            .map(|m| m.id)
     }
 }
 
@@ -320,9 +345,9 @@ mod tests {
         let pairs = sockets(2);
         let a = radio.join(&pairs[0].0).expect("join");
         let b = radio.join(&pairs[1].0).expect("join");
-        assert!(a.turn(0, 0));
+        assert!(a.turn(0, 0, 0));
         a.sent(10_000, 0);
-        assert!(b.turn(1, 0));
+        assert!(b.turn(1, 0, 0));
     }
 
     #[test]
@@ -345,7 +370,7 @@ mod tests {
         for ms in 0..10_000u64 {
             let now = ms * 1_000;
             for (i, member) in members.iter().enumerate() {
-                if member.turn(now, 0) {
+                if member.turn(now, 0, 0) {
                     member.sent(frame_bytes[i], now);
                     member.written();
                     sent[i] += frame_bytes[i];
@@ -354,7 +379,10 @@ mod tests {
         }
         let total: usize = sent.iter().sum();
         let mbit = total as f64 * 8.0 / 10.0 / 1e6;
-        assert!((3.8..=4.2).contains(&mbit), "the budget is the rate: {mbit}");
+        assert!(
+            (3.8..=4.2).contains(&mbit),
+            "the budget is the rate: {mbit}"
+        );
         let shares: Vec<f64> = sent.iter().map(|s| *s as f64 / total as f64).collect();
         for (share, want) in shares.iter().zip([0.25, 0.25, 0.5]) {
             assert!((share - want).abs() < 0.05, "bytes by weight: {shares:?}");
@@ -376,7 +404,7 @@ mod tests {
         let mut sent = [0usize; 3];
         for ms in 0..5_000u64 {
             for (i, member) in members.iter().enumerate() {
-                if member.turn(ms * 1_000, 0) {
+                if member.turn(ms * 1_000, 0, 0) {
                     member.sent(10_000, ms * 1_000);
                     member.written();
                     sent[i] += 10_000;
@@ -394,11 +422,11 @@ mod tests {
         let pairs = sockets(2);
         let a = radio.join(&pairs[0].0).expect("join");
         let b = radio.join(&pairs[1].0).expect("join");
-        assert!(a.turn(1_000, 0));
+        assert!(a.turn(1_000, 0, 0));
         a.sent(5_000, 1_000);
-        assert!(!b.turn(2_000, 0), "a's part is not written yet");
+        assert!(!b.turn(2_000, 0, 0), "a's part is not written yet");
         drop(a);
-        assert!(b.turn(3_000, 0), "a left: the radio is clear");
+        assert!(b.turn(3_000, 0, 0), "a left: the radio is clear");
     }
 
     #[test]
@@ -409,19 +437,39 @@ mod tests {
         let a = radio.join(&pairs[0].0).expect("join");
         let b = radio.join(&pairs[1].0).expect("join");
         // b sent a large part: while a waits, the turn is a's.
-        assert!(b.turn(1_000, 0));
+        assert!(b.turn(1_000, 0, 0));
         b.sent(50_000, 1_000);
         b.written();
-        assert!(a.turn(2_000, 0));
-        assert!(!b.turn(2_000, 0), "a's turn");
+        assert!(a.turn(2_000, 0, 0));
+        assert!(!b.turn(2_000, 0, 0), "a's turn");
         // a had nothing after all: b goes.
         a.idle();
-        assert!(b.turn(2_000, 0), "a stopped waiting");
+        assert!(b.turn(2_000, 0, 0), "a stopped waiting");
         b.sent(50_000, 2_000);
         b.written();
         // a asks once and goes quiet: after STALE_US it no longer holds b back.
-        assert!(a.turn(3_000, 0));
-        assert!(!b.turn(3_000, 0));
-        assert!(b.turn(3_000 + STALE_US + 1, 0));
+        assert!(a.turn(3_000, 0, 0));
+        assert!(!b.turn(3_000, 0, 0));
+        assert!(b.turn(3_000 + STALE_US + 1, 0, 0));
+    }
+
+    #[test]
+    fn within_the_slack_the_fresher_frame_goes_first() {
+        let radio = Arc::new(Radio::default());
+        radio.set_budget_bps(1e9);
+        let pairs = sockets(2);
+        let a = radio.join(&pairs[0].0).expect("join");
+        let b = radio.join(&pairs[1].0).expect("join");
+        a.watch(1, 1.0);
+        b.watch(2, 1.0);
+        // Both wait, neither is behind; b's frame was captured 19 ms after a's.
+        let _ = b.turn(30_000, 29_000, 0);
+        assert!(!a.turn(30_000, 10_000, 0), "b's frame is fresher");
+        assert!(b.turn(30_000, 29_000, 0));
+        b.sent(20_000, 30_000);
+        b.written();
+        // b is now more than the slack ahead: a goes, however old its frame.
+        assert!(!b.turn(31_000, 31_000, 0));
+        assert!(a.turn(31_000, 10_000, 0));
     }
 }

@@ -159,15 +159,15 @@ impl DeliveryState {
             return self.nothing();
         };
         if let Some(radio) = &self.radio {
-            let rate = self.link.as_ref().map_or(0, |link| link.rate);
-            if !radio.turn(now_us, rate) {
+            let allowance = self.link.as_ref().map_or(0, Link::allowance);
+            if !radio.turn(now_us, frame.captured_us, allowance) {
                 (self.last_seq, self.pacer) = seen;
                 return self.wait(newest, client);
             }
             radio.sent(frame.jpeg().len(), now_us);
         }
         if let Some(link) = &mut self.link {
-            link.sent(now_us);
+            link.sent(now_us, frame.jpeg().len());
             client
                 .stats
                 .link
