@@ -301,7 +301,7 @@ fn cameras_share_the_budget_by_weight() {
     );
 }
 
-/// A folder of 1280x720 JPEGs of a fine texture (about 100 kB each at quality 80): a
+/// A folder of 1280x720 JPEGs of a grainy texture (a few hundred kB each at quality 80): a
 /// camera's MJPEG far over a 4 Mbit/s radio's means at 30 fps. Returns their mean size.
 fn write_big_jpeg_folder(dir: &Path) -> f64 {
     std::fs::create_dir_all(dir).expect("folder");
@@ -376,11 +376,10 @@ fn a_big_mjpeg_camera_is_transcoded_and_does_not_hold_back_a_small_one() {
         "big's frames ({big_kb:.0} kB) are not transcoded smaller than its files"
     );
     assert!(
-        stats["cameras"][1]["budget_transcodes"].as_u64() > Some(0),
+        stats["cameras"][1]["frames"]["budget_transcodes"].as_u64() > Some(0),
         "{}",
         stats["cameras"][1]
     );
-    assert_eq!(stats["cameras"][1]["governor"]["transcoding"], true);
     assert!(small.fps(5.0, 10.0) >= 3.0 && big.fps(5.0, 10.0) >= 2.0);
     // Generous: one part of each camera in turn, plus a frame's age.
     let small_p95 = small.p95_ms(5.0, 10.0);

@@ -42,8 +42,8 @@ const GRANT_HOLD_US: u64 = 50_000;
 /// The token bucket holds at most this long a time's worth of the budget.
 const BURST_US: u64 = 50_000;
 /// How far (bytes over weight) a member's start time may be behind the smallest and it
-/// still go first with a fresher frame: about one small frame.
-const SLACK: f64 = 16_000.0;
+/// still go first with a fresher frame: about two small frames.
+const SLACK: f64 = 32_000.0;
 
 /// The robot's radio, shared by every HTTP server of the process.
 #[derive(Default)]
