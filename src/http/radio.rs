@@ -466,7 +466,7 @@ mod tests {
         let _ = b.turn(30_000, 29_000, 0);
         assert!(!a.turn(30_000, 10_000, 0), "b's frame is fresher");
         assert!(b.turn(30_000, 29_000, 0));
-        b.sent(20_000, 30_000);
+        b.sent(40_000, 30_000);
         b.written();
         // b is now more than the slack ahead: a goes, however old its frame.
         assert!(!b.turn(31_000, 31_000, 0));

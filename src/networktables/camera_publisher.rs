@@ -10,8 +10,8 @@
 //!   every control as cscore's `Property/<control>` and `PropertyInfo/...`.
 //! - Statistics under `/frcstream/<name>/`: `captured_fps`, `delivered_fps`,
 //!   `mbit_per_second`, `latency_ms` (double; median capture-to-send latency),
-//!   `quality_in_force`, `fps_in_force` and `budget_share_mbit` (the bandwidth budget's
-//!   choice, `budget.rs`; double), `clients` and `frame_robot_time_us` (int: the newest
+//!   `quality_in_force`, `fps_in_force`, `width_in_force`, `height_in_force` and
+//!   `budget_share_mbit` (the bandwidth budget's choice, `budget.rs`; double), `clients` and `frame_robot_time_us` (int: the newest
 //!   frame's capture time in the robot's clock while it is synchronised,
 //!   `robot_clock_feed.rs`), looked at every 500 ms and sent only when they changed.
 //! - The run-time settings of the settings table (`settings.rs`: `fps`, `quality`) under
@@ -158,14 +158,17 @@ impl CameraPublisher {
 }
 
 /// Statistics topics, in the order of [`CameraTopics::stats_values`].
-const DOUBLE_STATS: [&str; 7] = [
+const DOUBLE_STATS: [&str; 9] = [
     "captured_fps",
     "delivered_fps",
     "mbit_per_second",
     "latency_ms",
-    // The bandwidth budget's choice (`budget.rs`): what is in force, and the share.
+    // The bandwidth budget's choice (`budget.rs`): what is in force (fps: what the share
+    // carries across the radio; the size: the camera's, or shrunk), and the share.
     "quality_in_force",
     "fps_in_force",
+    "width_in_force",
+    "height_in_force",
     "budget_share_mbit",
 ];
 
@@ -290,6 +293,8 @@ impl CameraTopics {
         let camera = &self.camera;
         let stats = &camera.stats;
         let governor = camera.governor_report();
+        let mode = camera.mode();
+        let (width, height) = governor.size.unwrap_or((mode.width, mode.height));
         [
             round2(stats.captured.rate()),
             round2(stats.delivered.rate()),
@@ -297,6 +302,8 @@ impl CameraTopics {
             stats.latency.summary().p50_ms,
             f64::from(governor.quality),
             f64::from(governor.fps),
+            f64::from(width),
+            f64::from(height),
             governor.share_mbit,
         ]
     }

@@ -269,7 +269,7 @@ function update(stats) {
     text(c.mbit, num(s.mbit_per_second, 2));
     const g = s.governor || {};
     const links = (s.client_list || []).filter(k => k.link).map(k => k.peer + ': link ' + k.link.rate_mbit + ' Mbit/s, ' + k.link.in_flight_bytes + ' B in flight, frame ' + k.link.frame_age_ms + ' ms old at send');
-    c.mbit.parentNode.title = 'budget: quality ' + g.quality + ', ' + g.fps + ' fps in force (' + g.reason + '); share ' + g.share_mbit + ' Mbit/s, demand ' + g.demand_mbit + ' Mbit/s' + (links.length ? '\n' + links.join('\n') : '');
+    c.mbit.parentNode.title = 'budget: quality ' + g.quality + ', ' + g.fps + ' fps' + (g.size ? ', ' + g.size.join('x') : '') + (g.transcoding ? ', transcoded' : '') + ' (' + g.reason + '); share ' + g.share_mbit + ' Mbit/s, demand ' + g.demand_mbit + ' Mbit/s' + (links.length ? '\n' + links.join('\n') : '');
     text(c.clients, s.clients);
     const l = s.latency || {};
     text(c.lat, !(l.p50_ms > 0) ? '–' : l.p50_ms < 10 ? l.p50_ms.toFixed(1) : Math.round(l.p50_ms));
@@ -283,7 +283,8 @@ function update(stats) {
   (stats.switches || []).forEach(showSwitch);
   const t = document.getElementById('total');
   text(t, total.toFixed(2));
-  if (stats.budget) t.title = 'robot budget ' + stats.budget.max_mbit + ' Mbit/s (0: off), ' + stats.budget.used_mbit + ' used across the radio';
+  const b = stats.budget, r = b && b.radio;
+  if (b) t.title = 'robot budget ' + b.max_mbit + ' Mbit/s (0: off), ' + b.used_mbit + ' used across the radio' + (r && r.turns ? ', ' + r.members + ' clients take turns' : '');
   t.className = total > FIELD_MBIT ? 'over' : total > FIELD_MBIT * 0.6 ? 'warn' : '';
 }
 
