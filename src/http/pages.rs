@@ -299,16 +299,16 @@ mod tests {
         assert!(page.contains("data-camera=\"cam\"") && page.contains("<title>cam — frcstream"));
     }
 
+    /// `/stats.json` of a server with `camera` alone, no switch, no budget.
+    fn stats_of(camera: Arc<Camera>) -> serde_json::Value {
+        let text = stats_json(&[camera], &[], &Radio::default(), Instant::now());
+        serde_json::from_str(&text).expect("json")
+    }
+
     #[test]
     fn stats_json_lists_each_camera() {
         let camera = Arc::new(Camera::new(&CameraConfig::embedded_default()));
-        let json: serde_json::Value = serde_json::from_str(&stats_json(
-            &[camera],
-            &[],
-            &Radio::default(),
-            Instant::now(),
-        ))
-        .expect("json");
+        let json = stats_of(camera);
         assert_eq!(json["cameras"][0]["name"], "cam");
         assert_eq!(json["cameras"][0]["frames"]["encodes"], 0);
         assert_eq!(json["cameras"][0]["settings"]["fps"], 30);
@@ -335,13 +335,7 @@ mod tests {
         let mut frame = crate::frame::Frame::from_jpeg(b"\xFF\xD8\xFF\xD9", 2, 2, 1_000);
         frame.seq = 1;
         camera.slot.publish(Arc::new(frame));
-        let json: serde_json::Value = serde_json::from_str(&stats_json(
-            &[camera],
-            &[],
-            &Radio::default(),
-            Instant::now(),
-        ))
-        .expect("json");
+        let json = stats_of(camera);
         assert_eq!(json["cameras"][0]["robot_clock"]["offset_us"], 5_000);
         assert_eq!(json["cameras"][0]["robot_clock"]["rtt_us"], 300);
         assert_eq!(json["cameras"][0]["frame_robot_time_us"], 6_000);

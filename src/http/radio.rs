@@ -350,25 +350,26 @@ mod tests {
         assert!(b.turn(1, 0, 0));
     }
 
-    #[test]
-    fn turns_share_bytes_by_weight_and_the_budget_bounds_the_rate() {
-        let radio = Arc::new(Radio::default());
-        radio.set_budget_bps(4e6);
-        let pairs = sockets(3);
+    /// Members of `radio` watching the streams `watching` (stream, weight), each always
+    /// with a frame of its `frame_bytes`, asked every millisecond for `ms` ms (the loopback
+    /// peers take the bytes at once: only the turns and the bucket decide). The bytes each
+    /// member sent.
+    fn send_for(
+        radio: &Arc<Radio>,
+        watching: &[(usize, f64)],
+        frame_bytes: &[usize],
+        ms: u64,
+    ) -> Vec<usize> {
+        let pairs = sockets(watching.len());
         let members: Vec<Membership> = pairs
             .iter()
             .map(|(ours, _)| radio.join(ours).expect("join"))
             .collect();
-        // Two streams of weight 1 with 16 kB frames, one of weight 2 with 40 kB frames.
-        members[0].watch(1, 1.0);
-        members[1].watch(2, 1.0);
-        members[2].watch(3, 2.0);
-        let frame_bytes = [16_000usize, 16_000, 40_000];
-        let mut sent = [0usize; 3];
-        // Everyone always has a frame; the loopback peers take the bytes at once, so only
-        // the turns and the bucket decide. Asked every millisecond for 10 s.
-        for ms in 0..10_000u64 {
-            let now = ms * 1_000;
+        for (member, &(stream, weight)) in members.iter().zip(watching) {
+            member.watch(stream, weight);
+        }
+        let mut sent = vec![0usize; members.len()];
+        for now in (0..ms).map(|ms| ms * 1_000) {
             for (i, member) in members.iter().enumerate() {
                 if member.turn(now, 0, 0) {
                     member.sent(frame_bytes[i], now);
@@ -377,6 +378,16 @@ mod tests {
                 }
             }
         }
+        sent
+    }
+
+    #[test]
+    fn turns_share_bytes_by_weight_and_the_budget_bounds_the_rate() {
+        let radio = Arc::new(Radio::default());
+        radio.set_budget_bps(4e6);
+        // Two streams of weight 1 with 16 kB frames, one of weight 2 with 40 kB frames.
+        let watching = [(1, 1.0), (2, 1.0), (3, 2.0)];
+        let sent = send_for(&radio, &watching, &[16_000, 16_000, 40_000], 10_000);
         let total: usize = sent.iter().sum();
         let mbit = total as f64 * 8.0 / 10.0 / 1e6;
         assert!(
@@ -393,26 +404,10 @@ mod tests {
     fn members_of_one_stream_split_its_weight() {
         let radio = Arc::new(Radio::default());
         radio.set_budget_bps(8e6);
-        let pairs = sockets(3);
-        let members: Vec<Membership> = pairs
-            .iter()
-            .map(|(ours, _)| radio.join(ours).expect("join"))
-            .collect();
-        members[0].watch(1, 1.0);
-        members[1].watch(1, 1.0);
-        members[2].watch(2, 1.0);
-        let mut sent = [0usize; 3];
-        for ms in 0..5_000u64 {
-            for (i, member) in members.iter().enumerate() {
-                if member.turn(ms * 1_000, 0, 0) {
-                    member.sent(10_000, ms * 1_000);
-                    member.written();
-                    sent[i] += 10_000;
-                }
-            }
-        }
-        let camera_two = sent[2] as f64 / sent.iter().sum::<usize>() as f64;
-        assert!((camera_two - 0.5).abs() < 0.05, "{sent:?}");
+        let watching = [(1, 1.0), (1, 1.0), (2, 1.0)];
+        let sent = send_for(&radio, &watching, &[10_000; 3], 5_000);
+        let stream_two = sent[2] as f64 / sent.iter().sum::<usize>() as f64;
+        assert!((stream_two - 0.5).abs() < 0.05, "{sent:?}");
     }
 
     #[test]
