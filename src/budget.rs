@@ -95,7 +95,10 @@ fn tick(budget_bps: f64, cameras: &[Arc<Camera>], now: Instant) {
         let (frame_bytes, encoded) = governor.observe(
             latest.seq,
             latest.jpeg().len(),
-            camera.stats.encodes.load(Ordering::Relaxed),
+            (
+                camera.stats.encodes.load(Ordering::Relaxed),
+                camera.stats.passthroughs.load(Ordering::Relaxed),
+            ),
         );
         if frame_bytes == 0.0 {
             continue;

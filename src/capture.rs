@@ -262,12 +262,41 @@ impl FramePipe {
         ) else {
             return Ok(made);
         };
+        match self.smaller(&made, size, quality, seq) {
+            Ok(smaller) => {
+                stats.budget_transcodes.fetch_add(1, Ordering::Relaxed);
+                Ok(smaller)
+            }
+            Err(e) => {
+                // The frame as the camera made it is still good: better over the share
+                // than no frame.
+                let failed = stats
+                    .budget_transcode_failures
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                if failed == 1 || failed % 100 == 0 {
+                    log::warn!(
+                        "{}: cannot make a frame smaller for the bandwidth budget ({failed} so far), sending it as it is: {e}",
+                        camera.name
+                    );
+                }
+                Ok(made)
+            }
+        }
+    }
+
+    /// `made` transcoded to `size` (None: its own) and `quality`, as frame `seq`.
+    fn smaller(
+        &mut self,
+        made: &Frame,
+        size: Option<(u32, u32)>,
+        quality: u8,
+        seq: u64,
+    ) -> Result<Arc<Frame>, EncodeError> {
         let transcoder = match &mut self.transcoder {
             Some(transcoder) => transcoder,
             empty => empty.insert(Transcoder::new()?),
         };
-        let smaller = transcoder.transcode(&made, size, quality, seq)?;
-        stats.budget_transcodes.fetch_add(1, Ordering::Relaxed);
-        Ok(smaller)
+        transcoder.transcode(made, size, quality, seq)
     }
 }

@@ -67,7 +67,10 @@ struct State {
     /// The frame size of camera MJPEG passed through, for the step back to it.
     passthrough_bytes: f64,
     last_seq: u64,
-    encodes: u64,
+    /// The camera's encode and passthrough counts when last looked, and which of them
+    /// moved last (whether it encodes or passes camera MJPEG through).
+    counts: (u64, u64),
+    encodes: bool,
     last_down: Option<Instant>,
     /// Since when there has been room for the next step up.
     room_since: Option<Instant>,
@@ -116,7 +119,8 @@ impl Governor {
                 frame_bytes: 0.0,
                 passthrough_bytes: 0.0,
                 last_seq: 0,
-                encodes: 0,
+                counts: (0, 0),
+                encodes: true,
                 last_down: None,
                 room_since: None,
             }),
@@ -200,9 +204,15 @@ impl Governor {
     }
 
     /// Takes in the camera's newest frame (its sequence number and size) and its encode
-    /// count; returns the frame size the governor goes by (a running mean, 0 before the
-    /// first frame) and whether the camera encodes (else it passes camera MJPEG through).
-    pub fn observe(&self, latest_seq: u64, latest_bytes: usize, encodes: u64) -> (f64, bool) {
+    /// and passthrough counts; returns the frame size the governor goes by (a running
+    /// mean, 0 before the first frame) and whether the camera encodes (else it passes
+    /// camera MJPEG through: the count that moved last says).
+    pub fn observe(
+        &self,
+        latest_seq: u64,
+        latest_bytes: usize,
+        (encodes, passthroughs): (u64, u64),
+    ) -> (f64, bool) {
         let mut state = lock(&self.state);
         if latest_seq != state.last_seq && latest_bytes > 0 {
             state.last_seq = latest_seq;
@@ -213,9 +223,14 @@ impl Governor {
                 0.5 * state.frame_bytes + 0.5 * bytes
             };
         }
-        let encoded = encodes != state.encodes;
-        state.encodes = encodes;
-        (state.frame_bytes, encoded)
+        let (encodes_then, passthroughs_then) = state.counts;
+        if passthroughs != passthroughs_then {
+            state.encodes = false;
+        } else if encodes != encodes_then {
+            state.encodes = true;
+        }
+        state.counts = (encodes, passthroughs);
+        (state.frame_bytes, state.encodes)
     }
 
     /// No caps, for `reason` (no budget, no clients across the radio).
@@ -274,6 +289,15 @@ pub fn step(governor: &Governor, sight: Sight, now: Instant) {
     state.carried_fps = carried;
     state.demand_bps = sight.share_bps * fps_setting / carried.max(1e-9);
     state.share_bps = sight.share_bps;
+    // Frames shrunk because the share carried less than min_fps grow back as soon as the
+    // whole size would carry min_fps with room, whether or not the fps setting fits.
+    let grown = sight.carried_fps(sight.frame_bytes * 4.0) * CLIMB_BELOW;
+    if halvings > 0 && grown >= f64::from(governor.min_fps) {
+        climb(&mut state, now, || {
+            governor.halvings.store(halvings - 1, Ordering::Relaxed);
+        });
+        return;
+    }
     if carried < fps_setting {
         state.room_since = None;
         step_down(governor, &mut state, sight, quality, carried, now);
@@ -328,22 +352,20 @@ fn step_down(
     state.last_down = Some(now);
 }
 
-/// The share carries the fps setting: after [`UP_AFTER`] with room, size comes back first,
-/// then quality, each only when its frames would still fit under [`CLIMB_BELOW`].
+/// The share carries the fps setting: after [`UP_AFTER`] with room, quality climbs back,
+/// a step only when its frames would still fit under [`CLIMB_BELOW`]. (Size comes back
+/// first, in [`step`].)
 fn step_up(governor: &Governor, state: &mut State, sight: Sight, quality: u32, now: Instant) {
-    let halvings = governor.halvings.load(Ordering::Relaxed);
-    if halvings == 0 && quality >= sight.quality_setting {
+    if quality >= sight.quality_setting {
         state.reason = "within the share";
         state.room_since = None;
         return;
     }
     let room_for =
         |bytes: f64| sight.carried_fps(bytes) * CLIMB_BELOW >= f64::from(sight.fps_setting);
-    // Frames grow about with their area, and with quality in the range the governor
-    // works in; back to camera MJPEG, with the size it had.
-    let next_bytes = if halvings > 0 {
-        sight.frame_bytes * 4.0
-    } else if !sight.encoded
+    // Frames grow about with quality in the range the governor works in; back to camera
+    // MJPEG, with the size it had.
+    let next_bytes = if !sight.encoded
         && quality + QUALITY_STEP >= sight.quality_setting
         && state.passthrough_bytes > 0.0
     {
@@ -356,18 +378,21 @@ fn step_up(governor: &Governor, state: &mut State, sight: Sight, quality: u32, n
         state.room_since = None;
         return;
     }
+    climb(state, now, || {
+        let higher = (quality + QUALITY_STEP).min(sight.quality_setting);
+        governor.set_quality_cap(higher, sight.quality_setting);
+    });
+}
+
+/// There is room for a step up: takes it (`step_up`) once there has been room for
+/// [`UP_AFTER`]; the next one waits as long again, for this one's frames to be measured.
+fn climb(state: &mut State, now: Instant, step_up: impl FnOnce()) {
     let since = *state.room_since.get_or_insert(now);
     state.reason = "under the share: climbing back";
     if now.duration_since(since) < UP_AFTER {
         return;
     }
-    if halvings > 0 {
-        governor.halvings.store(halvings - 1, Ordering::Relaxed);
-    } else {
-        let higher = (quality + QUALITY_STEP).min(sight.quality_setting);
-        governor.set_quality_cap(higher, sight.quality_setting);
-    }
-    // The next step up waits for this one's frames to be measured.
+    step_up();
     state.room_since = Some(now);
 }
 
@@ -461,8 +486,9 @@ mod tests {
         let report = governor.report(50, 30, (640, 480));
         assert_eq!(report.size, Some((320, 240)));
         assert!(report.reason.contains("floors"), "{report:?}");
-        // Room: the size comes back before quality.
-        let now = run(&governor, 6e6, bytes, Instant::now() + UP_AFTER * 100, 12);
+        // Room: at 3 Mbit/s the whole size carries 26 fps of quality 20, well over
+        // min_fps though not the fps setting: the size comes back, before quality.
+        let now = run(&governor, 3e6, bytes, Instant::now() + UP_AFTER * 100, 12);
         let report = governor.report(50, 30, (640, 480));
         assert_eq!((report.size, report.quality), (None, 20), "{report:?}");
         run(&governor, 30e6, bytes, now, 100);

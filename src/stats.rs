@@ -213,8 +213,10 @@ pub struct CameraStats {
     pub encodes: AtomicU64,
     /// JPEG frames passed through untouched.
     pub passthroughs: AtomicU64,
-    /// Frames made smaller for the bandwidth budget (`governor.rs`).
+    /// Frames made smaller for the bandwidth budget (`governor.rs`), and frames sent as
+    /// they were because that failed.
     pub budget_transcodes: AtomicU64,
+    pub budget_transcode_failures: AtomicU64,
     /// Frames from the source that were corrupt (bad JPEG, short buffer) and dropped.
     pub invalid_frames: AtomicU64,
     /// Frames the source delivered while nobody watched: not encoded.

@@ -41,9 +41,14 @@ const MEASURE_EVERY_US: u64 = 500;
 const GRANT_HOLD_US: u64 = 50_000;
 /// The token bucket holds at most this long a time's worth of the budget.
 const BURST_US: u64 = 50_000;
-/// How far (bytes over weight) a member's start time may be behind the smallest and it
-/// still go first with a fresher frame: about two small frames.
+/// How far a member may be ahead of the front of the queue (in bytes: its start time's
+/// lead times its weight) and still go first with a fresher frame: about two small frames.
 const SLACK: f64 = 32_000.0;
+/// A part holds the radio at most this many times the time its bytes take at the budget,
+/// plus [`HOLD_EXTRA_US`]: the bytes of a client that stopped reading, or sits behind a
+/// slower link than the others, do not stop everyone else's turns.
+const HOLD_FACTOR: u64 = 3;
+const HOLD_EXTRA_US: u64 = 50_000;
 
 /// The robot's radio, shared by every HTTP server of the process.
 #[derive(Default)]
@@ -61,8 +66,8 @@ struct State {
     next_id: u64,
     /// The start time of the last part granted.
     virtual_time: f64,
-    /// The bytes in flight on every member's socket, and when measured.
-    in_flight: Option<(u64, u64)>,
+    /// When the members' bytes in flight were last measured.
+    measured_us: Option<u64>,
     /// A part granted and not written yet: its member, and when.
     granted: Option<(u64, u64)>,
     /// The token bucket: bytes that may go now (negative: a debt), as of `tokens_at_us`.
@@ -83,8 +88,11 @@ struct Member {
     asked_us: u64,
     /// When the frame it would send was captured.
     frame_captured_us: u64,
-    /// What its link may still hold for it to count as clear (`Link::allowance`).
-    allowance: u64,
+    /// Its last part: when it was granted, and its bytes.
+    part_us: u64,
+    part_bytes: u64,
+    /// What its socket held when last measured.
+    in_flight: u64,
 }
 
 /// What `/stats.json` shows of the radio.
@@ -120,7 +128,9 @@ impl Radio {
             waiting_since: None,
             asked_us: 0,
             frame_captured_us: 0,
-            allowance: 0,
+            part_us: 0,
+            part_bytes: 0,
+            in_flight: 0,
         });
         Ok(Membership {
             radio: Arc::clone(self),
@@ -138,7 +148,7 @@ impl Radio {
                 .iter()
                 .filter(|m| m.waiting_since.is_some())
                 .count(),
-            in_flight_bytes: state.in_flight.map_or(0, |(_, bytes)| bytes),
+            in_flight_bytes: state.members.iter().map(|m| m.in_flight).sum(),
         }
     }
 }
@@ -159,10 +169,10 @@ impl Membership {
         }
     }
 
-    /// Whether the member may send a part now: the frame captured at `captured_us`;
-    /// `allowance` is what its link may hold and count as clear. A `true` is a turn: the
-    /// caller sends at once and calls [`Membership::sent`].
-    pub fn turn(&self, now_us: u64, captured_us: u64, allowance: u64) -> bool {
+    /// Whether the member may send a part of `bytes` now, the frame captured at
+    /// `captured_us`; `allowance` is what its link may hold and count as clear. A `true`
+    /// is a turn, taken: the caller sends at once, then calls [`Membership::written`].
+    pub fn turn(&self, now_us: u64, captured_us: u64, allowance: u64, bytes: usize) -> bool {
         if !self.radio.on.load(Ordering::Relaxed) {
             return true;
         }
@@ -173,38 +183,16 @@ impl Membership {
         };
         me.asked_us = now_us;
         me.frame_captured_us = captured_us;
-        me.allowance = allowance;
         me.waiting_since.get_or_insert(now_us);
         state.refill(now_us, budget_bps);
         state.forget_stale_waiters(now_us);
-        if state.tokens < 0.0 || !state.clear(now_us) {
-            return false;
+        let turn = state.tokens >= 0.0
+            && state.clear(now_us, budget_bps, allowance)
+            && state.next_turn() == Some(self.id);
+        if turn {
+            state.take_turn(self.id, bytes as u64, now_us);
         }
-        state.next_turn() == Some(self.id)
-    }
-
-    /// The member's turn went to a part of `bytes`: its finish time moves on, and the
-    /// radio counts as busy until [`Membership::written`].
-    pub fn sent(&self, bytes: usize, now_us: u64) {
-        if !self.radio.on.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut state = lock(&self.radio.state);
-        let share = state.share_of(self.id);
-        // The virtual time moves to the smallest start of those waiting (not to this
-        // member's, which may be ahead within the slack: the others keep their due).
-        let first = state.first_start().unwrap_or(state.virtual_time);
-        let virtual_time = state.virtual_time;
-        let Some(me) = state.member(self.id) else {
-            return;
-        };
-        let start = me.finish.max(virtual_time);
-        me.finish = start + bytes as f64 / share;
-        me.waiting_since = None;
-        state.virtual_time = first.min(start).max(virtual_time);
-        state.tokens -= bytes as f64;
-        state.granted = Some((self.id, now_us));
-        state.in_flight = None;
+        turn
     }
 
     /// The part sent on the last turn is in the kernel's hands: its bytes show in flight.
@@ -212,7 +200,7 @@ impl Membership {
         let mut state = lock(&self.radio.state);
         if state.granted.is_some_and(|(id, _)| id == self.id) {
             state.granted = None;
-            state.in_flight = None;
+            state.measured_us = None;
         }
     }
 
@@ -232,7 +220,6 @@ impl Drop for Membership {
         if state.granted.is_some_and(|(id, _)| id == self.id) {
             state.granted = None;
         }
-        state.in_flight = None;
     }
 }
 
@@ -242,12 +229,41 @@ impl State {
     }
 
     /// The member's weight: its stream's, split across the stream's members.
-    fn share_of(&self, id: u64) -> f64 {
-        let Some(me) = self.members.iter().find(|m| m.id == id) else {
-            return 1.0;
+    fn share_of(&self, member: &Member) -> f64 {
+        let peers = self
+            .members
+            .iter()
+            .filter(|m| m.group == member.group)
+            .count();
+        member.weight / peers.max(1) as f64
+    }
+
+    /// Member `id` takes its turn with a part of `bytes`: its finish time moves on, the
+    /// bucket pays, and the radio is busy until the part is written.
+    fn take_turn(&mut self, id: u64, bytes: u64, now_us: u64) {
+        // The virtual time moves to the smallest start of those waiting (not to this
+        // member's, which may be ahead within the slack: the others keep their due).
+        let first = self.first_start().unwrap_or(self.virtual_time);
+        let virtual_time = self.virtual_time;
+        let Some(share) = self
+            .members
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| self.share_of(m))
+        else {
+            return;
         };
-        let peers = self.members.iter().filter(|m| m.group == me.group).count();
-        me.weight / peers.max(1) as f64
+        let Some(me) = self.member(id) else {
+            return;
+        };
+        let start = me.finish.max(virtual_time);
+        me.finish = start + bytes as f64 / share;
+        me.waiting_since = None;
+        me.part_us = now_us;
+        me.part_bytes = bytes;
+        self.virtual_time = first.min(start).max(virtual_time);
+        self.tokens -= bytes as f64;
+        self.granted = Some((id, now_us));
     }
 
     fn refill(&mut self, now_us: u64, budget_bps: u64) {
@@ -255,7 +271,8 @@ impl State {
         let elapsed = now_us.saturating_sub(self.tokens_at_us) as f64;
         let burst = bytes_per_us * BURST_US as f64;
         self.tokens = (self.tokens + elapsed * bytes_per_us).min(burst);
-        self.tokens_at_us = now_us;
+        // Threads pass their own `now`: the clock never goes back here.
+        self.tokens_at_us = self.tokens_at_us.max(now_us);
     }
 
     fn forget_stale_waiters(&mut self, now_us: u64) {
@@ -266,9 +283,11 @@ impl State {
         }
     }
 
-    /// Whether no part is on its way: none granted and not yet written, and what every
-    /// member's socket holds is down to the largest of their links' allowances.
-    fn clear(&mut self, now_us: u64) -> bool {
+    /// Whether no part is on its way: none granted and not yet written, and what the
+    /// members' sockets hold is down to `allowance` (the asking member's link's). A part
+    /// out for longer than it should take at the budget ([`HOLD_FACTOR`]) no longer
+    /// counts: its client reads too slowly or not at all, and only it waits for it.
+    fn clear(&mut self, now_us: u64, budget_bps: u64, allowance: u64) -> bool {
         if let Some((_, at)) = self.granted {
             if now_us.saturating_sub(at) < GRANT_HOLD_US {
                 return false;
@@ -276,21 +295,24 @@ impl State {
             self.granted = None;
         }
         let fresh = self
-            .in_flight
-            .filter(|(at, _)| now_us.saturating_sub(*at) < MEASURE_EVERY_US);
-        let in_flight = match fresh {
-            Some((_, bytes)) => bytes,
-            None => {
-                let bytes = self
-                    .members
-                    .iter()
-                    .map(|m| super::link::query(&m.socket).map_or(0, |q| q.in_flight))
-                    .sum();
-                self.in_flight = Some((now_us, bytes));
-                bytes
+            .measured_us
+            .is_some_and(|at| now_us.saturating_sub(at) < MEASURE_EVERY_US);
+        if !fresh {
+            for member in &mut self.members {
+                member.in_flight = super::link::query(&member.socket).map_or(0, |q| q.in_flight);
             }
+            self.measured_us = Some(now_us);
+        }
+        let holding = |m: &Member| {
+            let crossing_us = m.part_bytes * 8 * 1_000_000 / budget_bps.max(1);
+            now_us.saturating_sub(m.part_us) < HOLD_FACTOR * crossing_us + HOLD_EXTRA_US
         };
-        let allowance = self.members.iter().map(|m| m.allowance).max().unwrap_or(0);
+        let in_flight: u64 = self
+            .members
+            .iter()
+            .filter(|m| holding(m))
+            .map(|m| m.in_flight)
+            .sum();
         in_flight <= MIN_ALLOWANCE_BYTES.max(allowance)
     }
 
@@ -311,7 +333,7 @@ impl State {
         self.members
             .iter()
             .filter(|m| m.waiting_since.is_some())
-            .filter(|m| start(m) <= first + SLACK)
+            .filter(|m| (start(m) - first) * self.share_of(m) <= SLACK)
             .max_by(|a, b| {
                 a.frame_captured_us
                     .cmp(&b.frame_captured_us)
@@ -345,9 +367,8 @@ mod tests {
         let pairs = sockets(2);
         let a = radio.join(&pairs[0].0).expect("join");
         let b = radio.join(&pairs[1].0).expect("join");
-        assert!(a.turn(0, 0, 0));
-        a.sent(10_000, 0);
-        assert!(b.turn(1, 0, 0));
+        assert!(a.turn(0, 0, 0, 10_000));
+        assert!(b.turn(1, 0, 0, 10_000), "no budget: no turns");
     }
 
     /// Members of `radio` watching the streams `watching` (stream, weight), each always
@@ -371,8 +392,7 @@ mod tests {
         let mut sent = vec![0usize; members.len()];
         for now in (0..ms).map(|ms| ms * 1_000) {
             for (i, member) in members.iter().enumerate() {
-                if member.turn(now, 0, 0) {
-                    member.sent(frame_bytes[i], now);
+                if member.turn(now, 0, 0, frame_bytes[i]) {
                     member.written();
                     sent[i] += frame_bytes[i];
                 }
@@ -417,11 +437,10 @@ mod tests {
         let pairs = sockets(2);
         let a = radio.join(&pairs[0].0).expect("join");
         let b = radio.join(&pairs[1].0).expect("join");
-        assert!(a.turn(1_000, 0, 0));
-        a.sent(5_000, 1_000);
-        assert!(!b.turn(2_000, 0, 0), "a's part is not written yet");
+        assert!(a.turn(1_000, 0, 0, 5_000));
+        assert!(!b.turn(2_000, 0, 0, 5_000), "a's part is not written yet");
         drop(a);
-        assert!(b.turn(3_000, 0, 0), "a left: the radio is clear");
+        assert!(b.turn(3_000, 0, 0, 5_000), "a left: the radio is clear");
     }
 
     #[test]
@@ -431,40 +450,61 @@ mod tests {
         let pairs = sockets(2);
         let a = radio.join(&pairs[0].0).expect("join");
         let b = radio.join(&pairs[1].0).expect("join");
-        // b sent a large part: while a waits, the turn is a's.
-        assert!(b.turn(1_000, 0, 0));
-        b.sent(50_000, 1_000);
+        // a asks while b's large part goes: a waits, and is behind.
+        assert!(b.turn(1_000, 0, 0, 50_000));
+        assert!(!a.turn(2_000, 0, 0, 10_000), "b's part is on its way");
         b.written();
-        assert!(a.turn(2_000, 0, 0));
-        assert!(!b.turn(2_000, 0, 0), "a's turn");
+        assert!(!b.turn(3_000, 0, 0, 50_000), "a's turn");
         // a had nothing after all: b goes.
         a.idle();
-        assert!(b.turn(2_000, 0, 0), "a stopped waiting");
-        b.sent(50_000, 2_000);
+        assert!(b.turn(3_000, 0, 0, 50_000), "a stopped waiting");
+        // a asks once more and goes quiet: after STALE_US it no longer holds b back.
+        assert!(!a.turn(4_000, 0, 0, 10_000));
         b.written();
-        // a asks once and goes quiet: after STALE_US it no longer holds b back.
-        assert!(a.turn(3_000, 0, 0));
-        assert!(!b.turn(3_000, 0, 0));
-        assert!(b.turn(3_000 + STALE_US + 1, 0, 0));
+        assert!(!b.turn(5_000, 0, 0, 50_000));
+        assert!(b.turn(4_000 + STALE_US + 1, 0, 0, 50_000));
     }
 
     #[test]
     fn within_the_slack_the_fresher_frame_goes_first() {
         let radio = Arc::new(Radio::default());
         radio.set_budget_bps(1e9);
+        let pairs = sockets(3);
+        let [a, b, c] = [0, 1, 2].map(|i| radio.join(&pairs[i].0).expect("join"));
+        for (stream, member) in [&a, &b, &c].into_iter().enumerate() {
+            member.watch(stream, 1.0);
+        }
+        // a and b wait, neither behind; b's frame was captured 19 ms after a's.
+        assert!(c.turn(30_000, 0, 0, 1_000));
+        assert!(!a.turn(30_000, 10_000, 0, 16_000), "c's part is on its way");
+        assert!(!b.turn(30_000, 29_000, 0, 40_000));
+        c.written();
+        assert!(!a.turn(30_100, 10_000, 0, 16_000), "b's frame is fresher");
+        assert!(b.turn(30_100, 29_000, 0, 40_000));
+        b.written();
+        // b is now more than the slack ahead: a goes, however old its frame.
+        assert!(!b.turn(31_000, 31_000, 0, 40_000));
+        assert!(a.turn(31_000, 10_000, 0, 16_000));
+    }
+
+    #[test]
+    fn a_client_that_stops_reading_holds_the_radio_only_for_its_part_s_time() {
+        let radio = Arc::new(Radio::default());
+        radio.set_budget_bps(1e9);
         let pairs = sockets(2);
         let a = radio.join(&pairs[0].0).expect("join");
         let b = radio.join(&pairs[1].0).expect("join");
-        a.watch(1, 1.0);
-        b.watch(2, 1.0);
-        // Both wait, neither is behind; b's frame was captured 19 ms after a's.
-        let _ = b.turn(30_000, 29_000, 0);
-        assert!(!a.turn(30_000, 10_000, 0), "b's frame is fresher");
-        assert!(b.turn(30_000, 29_000, 0));
-        b.sent(40_000, 30_000);
-        b.written();
-        // b is now more than the slack ahead: a goes, however old its frame.
-        assert!(!b.turn(31_000, 31_000, 0));
-        assert!(a.turn(31_000, 10_000, 0));
+        assert!(a.turn(0, 0, 0, 30_000));
+        // a's peer reads nothing: its socket fills and stays full.
+        let stuck = &pairs[0].0;
+        stuck.set_nonblocking(true).expect("non-blocking");
+        let chunk = [0u8; 65_536];
+        while std::io::Write::write(&mut &*stuck, &chunk).is_ok() {}
+        a.written();
+        assert!(!b.turn(10_000, 0, 0, 30_000), "a's bytes are on their way");
+        assert!(
+            b.turn(HOLD_EXTRA_US + 10_000, 0, 0, 30_000),
+            "a's part has held the radio for longer than it should take"
+        );
     }
 }

@@ -160,11 +160,10 @@ impl DeliveryState {
         };
         if let Some(radio) = &self.radio {
             let allowance = self.link.as_ref().map_or(0, Link::allowance);
-            if !radio.turn(now_us, frame.captured_us, allowance) {
+            if !radio.turn(now_us, frame.captured_us, allowance, frame.jpeg().len()) {
                 (self.last_seq, self.pacer) = seen;
                 return self.wait(newest, client);
             }
-            radio.sent(frame.jpeg().len(), now_us);
         }
         if let Some(link) = &mut self.link {
             link.sent(now_us, frame.jpeg().len());
@@ -400,6 +399,8 @@ impl StreamClient {
                 let mut state = self.lock();
                 if state.moving {
                     state.busy = false;
+                    // Not waiting for a turn on the way to another camera.
+                    state.nothing();
                     return Ok(());
                 }
                 match state.next_part(&newest, monotonic_us(), self) {
