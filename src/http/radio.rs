@@ -48,6 +48,8 @@ const SLACK: f64 = 32_000.0;
 /// plus [`HOLD_EXTRA_US`]: the bytes of a client that stopped reading, or sits behind a
 /// slower link than the others, do not stop everyone else's turns.
 const HOLD_FACTOR: u64 = 3;
+/// Frames captured this close together count as equally fresh.
+const SAME_AGE_US: u64 = 5_000;
 const HOLD_EXTRA_US: u64 = 50_000;
 
 /// The robot's radio, shared by every HTTP server of the process.
@@ -326,18 +328,25 @@ impl State {
     }
 
     /// Whose turn it is: of the waiting members within [`SLACK`] of the smallest start
-    /// time, the one with the freshest frame (the longest-waiting on a tie).
+    /// time, the one with the freshest frame; frames captured within [`SAME_AGE_US`] of
+    /// the freshest count as fresh as it, and of those the one furthest behind goes (then
+    /// the longest-waiting). Cameras that capture in step take turns at going first.
     fn next_turn(&self) -> Option<u64> {
         let start = |m: &Member| m.finish.max(self.virtual_time);
         let first = self.first_start()?;
-        self.members
-            .iter()
-            .filter(|m| m.waiting_since.is_some())
-            .filter(|m| (start(m) - first) * self.share_of(m) <= SLACK)
-            .max_by(|a, b| {
-                a.frame_captured_us
-                    .cmp(&b.frame_captured_us)
-                    .then(b.waiting_since.cmp(&a.waiting_since))
+        let eligible = || {
+            self.members
+                .iter()
+                .filter(|m| m.waiting_since.is_some())
+                .filter(move |m| (start(m) - first) * self.share_of(m) <= SLACK)
+        };
+        let freshest = eligible().map(|m| m.frame_captured_us).max()?;
+        eligible()
+            .filter(|m| m.frame_captured_us + SAME_AGE_US >= freshest)
+            .min_by(|a, b| {
+                start(a)
+                    .total_cmp(&start(b))
+                    .then(a.waiting_since.cmp(&b.waiting_since))
             })
             .map(|m| m.id)
     }
