@@ -133,13 +133,19 @@ impl Transcoder {
     ) -> Result<Arc<Frame>, EncodeError> {
         let header = self.decompressor.read_header(source.jpeg())?;
         let (width, height) = (header.width, header.height);
+        // Never larger than the source: upscaling costs a core and shows nothing more
+        // (the budget may have shrunk the camera's frames under a client's size).
         let target = match size {
             Some((w, h)) => (
                 settings::STREAM_SIDE.clamp_int(i64::from(w)) as usize & !1,
                 settings::STREAM_SIDE.clamp_int(i64::from(h)) as usize & !1,
             ),
-            None => (width & !1, height & !1),
+            None => (width, height),
         };
+        let target = (
+            target.0.min(width).max(2) & !1,
+            target.1.min(height).max(2) & !1,
+        );
         let scaling = scaling_for(width, height, target);
         self.decompressor.set_scaling_factor(scaling)?;
         let (scaled_w, scaled_h) = (scaling.scale(width), scaling.scale(height));
@@ -280,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn every_size_and_subsampling_comes_out_as_asked() {
+    fn every_size_and_subsampling_comes_out_as_asked_but_never_larger_than_the_source() {
         let mut transcoder = Transcoder::new().expect("transcoder");
         for subsamp in [
             Subsamp::Sub2x2,
@@ -304,7 +310,7 @@ mod tests {
                 let header = turbojpeg::read_header(out.jpeg()).expect("decodable");
                 assert_eq!(
                     (header.width as u32, header.height as u32),
-                    size,
+                    (size.0.min(640), size.1.min(480)),
                     "{subsamp:?}"
                 );
                 assert_eq!((out.seq, out.captured_us), (2, 77));
