@@ -50,6 +50,24 @@ def mbit(rate):
     return float(rate.removesuffix("mbit"))
 
 
+def cpu_seconds(pid):
+    """User and system CPU time of process `pid` and all its threads so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """The server's CPU over a stretch of time, in % of one core."""
+
+    def __init__(self, server):
+        self.pid = server.process.pid
+        self.cpu, self.at = cpu_seconds(self.pid), time.monotonic()
+
+    def percent(self):
+        return ((cpu_seconds(self.pid) - self.cpu) / (time.monotonic() - self.at)) * 100
+
+
 class Server:
     def __init__(self, name, command, port, path, latency, ready_line):
         self.name, self.command, self.port, self.path = name, command, port, path
@@ -181,13 +199,16 @@ def main():
             trace_path = os.path.join(work, f"fieldlink-{scenario}-{name}.trace")
             try:
                 server.start(tag, work)
+                meter = CpuMeter(server)
                 report = run_load(tag, server, seconds, args.warmup, trace_path, changes)
+                cpu = meter.percent()
             finally:
                 server.stop()
                 rig("down", tag)
             trace = read_trace(trace_path)
             figures = analyse(scenario, trace, rate, changes, seconds)
-            figures.update(server=name, scenario=scenario, errors=report["errors"])
+            figures.update(server=name, scenario=scenario, errors=report["errors"],
+                           cpu_percent=cpu)
             if out:
                 out.write(json.dumps(figures) + "\n")
                 out.flush()
@@ -221,6 +242,7 @@ def run_f3(args, work, texture, out):
     results = {}
     try:
         server.start(tag, work)
+        meter = CpuMeter(server)
         threads = []
         for name, _ in F3_CAMERAS:
             cam = Server(name, [], 1181, f"/{name}.mjpg", "header", None)
@@ -233,6 +255,7 @@ def run_f3(args, work, texture, out):
             t.start()
         for t in threads:
             t.join()
+        cpu = meter.percent()
     finally:
         server.stop()
         rig("down", tag)
@@ -240,7 +263,8 @@ def run_f3(args, work, texture, out):
                for name, _ in F3_CAMERAS}
     total = sum(w["mbit"] for w in windows.values() if w)
     weights = sum(w for _, w in F3_CAMERAS)
-    figures = {"scenario": "F3", "server": "frcstream", "total_mbit": total, "cameras": {}}
+    figures = {"scenario": "F3", "server": "frcstream", "total_mbit": total, "cameras": {},
+               "cpu_percent": cpu}
     for name, weight in F3_CAMERAS:
         w = windows[name]
         if w:
@@ -285,23 +309,25 @@ def print_table(rows):
                          f"{w['part'] * 100:.0f}% of the bytes for {w['weight_part'] * 100:.0f}%"
                          if w else f"camera {name}")
                 lines.append(["F3", "frcstream", label, *cells(w),
-                              f"{w['kb']:.1f}" if w else "–"])
+                              f"{w['kb']:.1f}" if w else "–", ""])
             lines.append(["F3", "frcstream", "all three", "", f"{r['total_mbit']:.2f}", "", "",
-                          ""])
+                          "", f"{r['cpu_percent']:.0f}%"])
             continue
         if "steady" in r:
             lines.append([r["scenario"], r["server"], "whole run", *cells(r["steady"]),
-                          f"{r['steady']['kb']:.1f}" if r["steady"] else "–"])
+                          f"{r['steady']['kb']:.1f}" if r["steady"] else "–",
+                          f"{r['cpu_percent']:.0f}%"])
         else:
             for key, label in (("before", "4 Mbit/s, before the drop"),
                                ("drop_0_3s", "2 Mbit/s, first 3 s"),
                                ("drop_3s_on", "2 Mbit/s, from 3 s on"),
                                ("recovered_5s_on", "4 Mbit/s again, from 5 s on")):
                 w = r[key]
+                cpu = f"{r['cpu_percent']:.0f}%" if key == "before" else ""
                 lines.append([r["scenario"], r["server"], label, *cells(w),
-                              f"{w['kb']:.1f}" if w else "–"])
+                              f"{w['kb']:.1f}" if w else "–", cpu])
     print(table(["scenario", "server", "window", "fps", "Mbit/s", "latency p50 / p95",
-                 "p95 / floor", "frame kB"], lines))
+                 "p95 / floor", "frame kB", "server CPU (whole run)"], lines))
 
 
 if __name__ == "__main__":

@@ -192,6 +192,8 @@ pub(crate) struct FramePipe {
     pacer: Pacer,
     /// Started when the budget's governor first asks for a smaller frame.
     transcoder: Option<Transcoder>,
+    /// Paces those transcodes ([`Governor::transcode_fps`]).
+    transcode_pacer: Pacer,
 }
 
 impl FramePipe {
@@ -200,6 +202,7 @@ impl FramePipe {
             encoder: Encoder::new()?,
             pacer: Pacer::default(),
             transcoder: None,
+            transcode_pacer: Pacer::default(),
         })
     }
 
@@ -223,10 +226,11 @@ impl FramePipe {
         }
         let seq = camera.slot.next_seq();
         match self.make(camera, frame, seq) {
-            Ok(made) => {
+            Ok(Some(made)) => {
                 camera.slot.publish(made);
                 stats.published.add(1);
             }
+            Ok(None) => {}
             Err(e) => {
                 let dropped = stats.invalid_frames.fetch_add(1, Ordering::Relaxed) + 1;
                 // The first bad frame, then one line per hundred: a broken camera must not
@@ -238,13 +242,14 @@ impl FramePipe {
         }
     }
 
-    /// The frame to publish as `seq`, counted by what it took.
+    /// The frame to publish as `seq`, counted by what it took; `None` for a frame the
+    /// budget's transcoding skips.
     fn make(
         &mut self,
         camera: &Camera,
         frame: &CapturedFrame<'_>,
         seq: u64,
-    ) -> Result<Arc<Frame>, EncodeError> {
+    ) -> Result<Option<Arc<Frame>>, EncodeError> {
         let stats = &camera.stats;
         let (made, work) = self
             .encoder
@@ -260,12 +265,18 @@ impl FramePipe {
             camera.settings.quality(),
             passed_through,
         ) else {
-            return Ok(made);
+            return Ok(Some(made));
         };
+        // Transcoding costs a decode and an encode: only as many frames as the whole
+        // budget could carry (a frame is then at most one crossing time old at its turn).
+        let fps = camera.governor.transcode_fps(camera.fps_in_force());
+        if !self.transcode_pacer.admit(made.captured_us, fps) {
+            return Ok(None);
+        }
         match self.smaller(&made, size, quality, seq) {
             Ok(smaller) => {
                 stats.budget_transcodes.fetch_add(1, Ordering::Relaxed);
-                Ok(smaller)
+                Ok(Some(smaller))
             }
             Err(e) => {
                 // The frame as the camera made it is still good: better over the share
@@ -280,7 +291,7 @@ impl FramePipe {
                         camera.name
                     );
                 }
-                Ok(made)
+                Ok(Some(made))
             }
         }
     }

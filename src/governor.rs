@@ -52,6 +52,8 @@ pub struct Governor {
     quality_cap: AtomicU32,
     /// How many times the frames are halved in width and height.
     halvings: AtomicU32,
+    /// Twice the rate the whole budget carries of the camera's frames (0: not known).
+    budget_fps: AtomicU32,
     /// The robot's budget, bits per second (0: off), for reports.
     budget_bps: AtomicU64,
     state: Mutex<State>,
@@ -110,6 +112,7 @@ impl Governor {
             min_size: config.min_size,
             quality_cap: AtomicU32::new(0),
             halvings: AtomicU32::new(0),
+            budget_fps: AtomicU32::new(0),
             budget_bps: AtomicU64::new(0),
             state: Mutex::new(State {
                 reason: "no budget",
@@ -157,6 +160,19 @@ impl Governor {
         let quality = self.quality(setting);
         let requality = passed_through && quality < setting;
         (shrunk.is_some() || requality).then_some((shrunk, quality))
+    }
+
+    /// How many frames a second of a camera at `fps` may be transcoded for the budget:
+    /// twice as many as the whole budget carries (at least `min_fps`). A frame is then at
+    /// most half its crossing time old when its turn comes; more transcodes would only be
+    /// skipped by the radio (measured on F3: 44% of a core unpaced, 32% paced so, the same
+    /// latency; 21% paced at once what the budget carries, but the MJPEG camera's p95 went
+    /// from 1.5 to 2.0 times its floor).
+    pub fn transcode_fps(&self, fps: u32) -> u32 {
+        match self.budget_fps.load(Ordering::Relaxed) {
+            0 => fps,
+            carried => carried.max(self.min_fps).min(fps),
+        }
     }
 
     /// The robot's budget in Mbit/s (0: off).
@@ -237,6 +253,7 @@ impl Governor {
     pub fn release(&self, reason: &'static str) {
         self.quality_cap.store(0, Ordering::Relaxed);
         self.halvings.store(0, Ordering::Relaxed);
+        self.budget_fps.store(0, Ordering::Relaxed);
         let mut state = lock(&self.state);
         state.reason = reason;
         state.demand_bps = 0.0;
@@ -287,6 +304,11 @@ pub fn step(governor: &Governor, sight: Sight, now: Instant) {
     let carried = sight.carried_fps(sight.frame_bytes);
     let fps_setting = f64::from(sight.fps_setting);
     state.carried_fps = carried;
+    let budget_bps = governor.budget_bps.load(Ordering::Relaxed) as f64;
+    let twice_the_budget = 2.0 * budget_bps / (sight.frame_bytes * 8.0).max(1.0);
+    governor
+        .budget_fps
+        .store(twice_the_budget.ceil().min(1e6) as u32, Ordering::Relaxed);
     state.demand_bps = sight.share_bps * fps_setting / carried.max(1e-9);
     state.share_bps = sight.share_bps;
     // Frames shrunk because the share carried less than min_fps grow back as soon as the
@@ -539,5 +561,30 @@ mod tests {
         // An encoding camera's frames are never transcoded for quality alone.
         governor.quality_cap.store(30, Ordering::Relaxed);
         assert_eq!(governor.transcode((640, 480), 50, false), None);
+    }
+
+    #[test]
+    fn transcodes_are_paced_at_twice_what_the_whole_budget_carries() {
+        let governor = governor();
+        governor.set_budget_bps(4e6);
+        // 40 kB frames: the whole 4 Mbit/s carries 12.5 a second.
+        let sight = Sight {
+            quality_setting: 50,
+            fps_setting: 30,
+            encoded: false,
+            frame_bytes: 40_000.0,
+            size: (1280, 720),
+            remote_clients: 1,
+            share_bps: 2e6,
+        };
+        step(&governor, sight, Instant::now());
+        assert_eq!(governor.transcode_fps(30), 25);
+        assert_eq!(
+            governor.transcode_fps(15),
+            15,
+            "never more than the camera's fps"
+        );
+        governor.release("no clients across the radio");
+        assert_eq!(governor.transcode_fps(30), 30);
     }
 }
