@@ -108,10 +108,7 @@ fn tick(budget_bps: f64, cameras: &[Arc<Camera>], now: Instant) {
             fps_setting: camera.settings.fps(),
             encoded,
             frame_bytes,
-            size: {
-                let mode = camera.mode();
-                (mode.width, mode.height)
-            },
+            size: camera.mode().size(),
             remote_clients: clients,
             share_bps: budget_bps * governor.weight() / total_weight,
         };

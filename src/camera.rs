@@ -113,11 +113,10 @@ impl Camera {
 
     /// The budget's governor's choice for this camera now.
     pub fn governor_report(&self) -> GovernorReport {
-        let mode = self.mode();
         self.governor.report(
             self.settings.quality(),
             self.settings.fps(),
-            (mode.width, mode.height),
+            self.mode().size(),
         )
     }
 

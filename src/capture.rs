@@ -20,6 +20,7 @@ use crate::frame::{CapturedFrame, Frame, FrameKind, Pixels, monotonic_us};
 use crate::no_signal::NoSignalCard;
 use crate::pacing::Pacer;
 use crate::source::{FrameSource, SourceError};
+use crate::stats::worth_a_log_line;
 use crate::transcode::Transcoder;
 
 /// How long a source may block before the stop flag is looked at again.
@@ -233,9 +234,7 @@ impl FramePipe {
             Ok(None) => {}
             Err(e) => {
                 let dropped = stats.invalid_frames.fetch_add(1, Ordering::Relaxed) + 1;
-                // The first bad frame, then one line per hundred: a broken camera must not
-                // flood the log of a Pi.
-                if dropped == 1 || dropped % 100 == 0 {
+                if worth_a_log_line(dropped) {
                     log::warn!("{}: dropped frame ({dropped} so far): {e}", camera.name);
                 }
             }
@@ -267,8 +266,8 @@ impl FramePipe {
         ) else {
             return Ok(Some(made));
         };
-        // Transcoding costs a decode and an encode: only as many frames as the whole
-        // budget could carry (a frame is then at most one crossing time old at its turn).
+        // Transcoding costs a decode and an encode: paced at twice what the whole budget
+        // carries of these frames (`Governor::transcode_fps`).
         let fps = camera.governor.transcode_fps(camera.fps_in_force());
         if !self.transcode_pacer.admit(made.captured_us, fps) {
             return Ok(None);
@@ -285,7 +284,7 @@ impl FramePipe {
                     .budget_transcode_failures
                     .fetch_add(1, Ordering::Relaxed)
                     + 1;
-                if failed == 1 || failed % 100 == 0 {
+                if worth_a_log_line(failed) {
                     log::warn!(
                         "{}: cannot make a frame smaller for the bandwidth budget ({failed} so far), sending it as it is: {e}",
                         camera.name

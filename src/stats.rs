@@ -14,6 +14,12 @@ use serde::Serialize;
 
 use crate::lock::lock;
 
+/// Whether the `count`th failure of something that can fail on every frame is worth a log
+/// line: the first, then one per hundred (a broken camera must not flood the log of a Pi).
+pub fn worth_a_log_line(count: u64) -> bool {
+    count == 1 || count % 100 == 0
+}
+
 /// Length of the window a rate is measured over.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 

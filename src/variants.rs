@@ -217,7 +217,7 @@ fn run(camera: &impl VariantSource, variant: &Weak<Variant>, slot: &FrameSlot, k
             }
             Err(e) => {
                 failures += 1;
-                if failures == 1 || failures % 100 == 0 {
+                if crate::stats::worth_a_log_line(failures) {
                     log::warn!(
                         "{}: variant {key:?} skipped a frame ({failures} so far): {e}",
                         camera.name()

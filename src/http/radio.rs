@@ -26,7 +26,7 @@
 //! budget (`max_mbit = 0`, a bench) the radio is off and every member may always send.
 
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::link::MIN_ALLOWANCE_BYTES;
@@ -48,16 +48,14 @@ const SLACK: f64 = 32_000.0;
 /// plus [`HOLD_EXTRA_US`]: the bytes of a client that stopped reading, or sits behind a
 /// slower link than the others, do not stop everyone else's turns.
 const HOLD_FACTOR: u64 = 3;
+const HOLD_EXTRA_US: u64 = 50_000;
 /// Frames captured this close together count as equally fresh.
 const SAME_AGE_US: u64 = 5_000;
-const HOLD_EXTRA_US: u64 = 50_000;
 
 /// The robot's radio, shared by every HTTP server of the process.
 #[derive(Default)]
 pub struct Radio {
-    /// Turns are taken (the robot has a budget).
-    on: AtomicBool,
-    /// The budget, bits per second.
+    /// The budget, bits per second; turns are taken while it is more than 0.
     budget_bps: AtomicU64,
     state: Mutex<State>,
 }
@@ -66,7 +64,7 @@ pub struct Radio {
 struct State {
     members: Vec<Member>,
     next_id: u64,
-    /// The start time of the last part granted.
+    /// The smallest start time of the members waiting when the last part was granted.
     virtual_time: f64,
     /// When the members' bytes in flight were last measured.
     measured_us: Option<u64>,
@@ -111,7 +109,6 @@ impl Radio {
     pub fn set_budget_bps(&self, budget_bps: f64) {
         self.budget_bps
             .store(budget_bps.max(0.0) as u64, Ordering::Relaxed);
-        self.on.store(budget_bps > 0.0, Ordering::Relaxed);
     }
 
     /// Makes `socket`'s client a member; it leaves when the membership is dropped.
@@ -143,7 +140,7 @@ impl Radio {
     pub fn report(&self) -> RadioReport {
         let state = lock(&self.state);
         RadioReport {
-            turns: self.on.load(Ordering::Relaxed),
+            turns: self.budget_bps.load(Ordering::Relaxed) > 0,
             members: state.members.len(),
             waiting: state
                 .members
@@ -175,10 +172,10 @@ impl Membership {
     /// `captured_us`; `allowance` is what its link may hold and count as clear. A `true`
     /// is a turn, taken: the caller sends at once, then calls [`Membership::written`].
     pub fn turn(&self, now_us: u64, captured_us: u64, allowance: u64, bytes: usize) -> bool {
-        if !self.radio.on.load(Ordering::Relaxed) {
+        let budget_bps = self.radio.budget_bps.load(Ordering::Relaxed);
+        if budget_bps == 0 {
             return true;
         }
-        let budget_bps = self.radio.budget_bps.load(Ordering::Relaxed);
         let mut state = lock(&self.radio.state);
         let Some(me) = state.member(self.id) else {
             return true;
