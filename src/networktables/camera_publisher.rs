@@ -44,6 +44,7 @@ use crossbeam_channel::Receiver;
 use log::{debug, info, warn};
 use serde_json::json;
 
+use super::Wake;
 use super::cscore_layout::{
     Advertised, CAMERA_TOPICS, PropertyDescription, TopicWrite, camera_root, control_value,
     cscore_source, describe_control, property_control_name, property_topics, stream_urls,
@@ -293,8 +294,7 @@ impl CameraTopics {
         let camera = &self.camera;
         let stats = &camera.stats;
         let governor = camera.governor_report();
-        let mode = camera.mode();
-        let (width, height) = governor.size.unwrap_or((mode.width, mode.height));
+        let (width, height) = governor.size.unwrap_or_else(|| camera.mode().size());
         [
             round2(stats.captured.rate()),
             round2(stats.delivered.rate()),
@@ -452,18 +452,11 @@ impl Worker {
                 .min(next_reconcile)
                 .min(next_addresses)
                 .saturating_duration_since(Instant::now());
-            crossbeam_channel::select! {
-                recv(stop) -> _ => break,
-                recv(updates) -> update => match update {
-                    Ok(update) => self.on_update(update),
-                    Err(_) => break, // the client is gone
-                },
-                recv(self.changes) -> change => {
-                    if let Ok(change) = change {
-                        self.on_change(&change);
-                    }
-                }
-                default(wait) => {}
+            match super::next_wake(stop, &updates, &self.changes, wait) {
+                Wake::Stop => break,
+                Wake::Update(update) => self.on_update(update),
+                Wake::Change(change) => self.on_change(&change),
+                Wake::Due => {}
             }
         }
     }

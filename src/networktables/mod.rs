@@ -23,6 +23,10 @@ pub(crate) use nt4::parse_server;
 pub use nt4::{NtClient, NtClientConfig, NtError, NtType, NtUpdate, NtValue};
 pub use robot_clock_feed::RobotClockFeed;
 
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
 /// Publishes `topic`; failing means a topic name or type this program got wrong (a bug),
 /// logged.
 pub(crate) fn publish_logged(
@@ -33,6 +37,35 @@ pub(crate) fn publish_logged(
 ) {
     if let Err(e) = nt.publish(topic, ty, properties) {
         log::warn!("NetworkTables: cannot publish {topic}: {e}");
+    }
+}
+
+/// What woke a publisher thread ([`camera_publisher`], [`switch_publisher`]).
+pub(crate) enum Wake<C> {
+    /// Stop: asked to, or the NT client is gone.
+    Stop,
+    /// A dashboard's or the robot's write to a subscribed topic.
+    Update(NtUpdate),
+    /// A setting or selection changed by another writer (`settings::Changed`).
+    Change(C),
+    /// The wait passed (or the change feed ended): time for the periodic work.
+    Due,
+}
+
+/// Waits up to `wait` for `stop`, a write on NetworkTables (`updates`) or a change on the
+/// feed the thread subscribed to (`changes`).
+pub(crate) fn next_wake<C>(
+    stop: &Receiver<()>,
+    updates: &Receiver<NtUpdate>,
+    changes: &Receiver<C>,
+    wait: Duration,
+) -> Wake<C> {
+    crossbeam_channel::select! {
+        recv(stop) -> _ => Wake::Stop,
+        // An error: the client is gone.
+        recv(updates) -> update => update.map_or(Wake::Stop, Wake::Update),
+        recv(changes) -> change => change.map_or(Wake::Due, Wake::Change),
+        default(wait) => Wake::Due,
     }
 }
 

@@ -23,6 +23,7 @@ use crossbeam_channel::Receiver;
 use log::{debug, warn};
 use serde_json::json;
 
+use super::Wake;
 use super::cscore_layout::{Advertised, CAMERA_TOPICS, camera_root, stream_urls};
 use super::log_limit::{RefusalLog, shown};
 use super::{NtClient, NtError, NtType, NtUpdate, NtValue};
@@ -218,18 +219,11 @@ impl Worker {
                 next_state = now + STATE_INTERVAL;
             }
             let wait = next_state.saturating_duration_since(Instant::now());
-            crossbeam_channel::select! {
-                recv(stop) -> _ => break,
-                recv(updates) -> update => match update {
-                    Ok(update) => self.on_update(update),
-                    Err(_) => break, // the client is gone
-                },
-                recv(self.changes) -> change => {
-                    if let Ok(change) = change {
-                        self.on_change(&change);
-                    }
-                }
-                default(wait) => {}
+            match super::next_wake(stop, &updates, &self.changes, wait) {
+                Wake::Stop => break,
+                Wake::Update(update) => self.on_update(update),
+                Wake::Change(change) => self.on_change(&change),
+                Wake::Due => {}
             }
         }
     }
